@@ -1,0 +1,45 @@
+"""What every stage entry point shares: arguments, logging, config loading, clean errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mmbert.config import ConfigError, PipelineConfig, load_config
+
+log = logging.getLogger("mmbert")
+
+
+def stage_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    return parser
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stdout,
+        force=True,
+    )
+
+
+def run_stage(main: Callable[[PipelineConfig, argparse.Namespace], None], parser: argparse.ArgumentParser) -> None:
+    """Parse, validate the whole config first, then run; a bad config exits 2 with its message."""
+    setup_logging()
+    args = parser.parse_args()
+    try:
+        cfg = load_config(args.params)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    main(cfg, args)
+
+
+def output_dir(cfg: PipelineConfig, *parts: str) -> Path:
+    return Path(cfg.output_dir).joinpath(*parts)

@@ -1,0 +1,125 @@
+"""Model presets → transformers `ModernBertConfig` / `ModernBertForMaskedLM`.
+
+The architecture comes from the config (`model` section, or a profile's for the paper
+sizes); RoPE theta is set per phase, global AND local (mmBERT raises both to 160k from
+mid-training on, unlike ModernBERT which kept local at 10k).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from mmbert.config import PROFILES_DIR, ModelConfig
+
+if TYPE_CHECKING:
+    from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """Token ids the model must know; the Gemma 2 layout (our trained tokenizer copies it)."""
+
+    pad: int = 0
+    sep: int = 1
+    cls: int = 2
+    unk: int = 3
+    mask: int = 4
+
+    def all(self) -> list[int]:
+        return [self.pad, self.sep, self.cls, self.unk, self.mask]
+
+
+def profile_architecture(profile: str) -> tuple[ModelConfig, int]:
+    """(architecture, vocab size) of a named profile, e.g. 'paper-small'."""
+    path = PROFILES_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no profile {profile!r} in {PROFILES_DIR}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return ModelConfig.model_validate(data["model"]), int(data["tokenizer"]["vocab_size"])
+
+
+def rope_parameters(theta_global: float, theta_local: float) -> dict[str, dict[str, object]]:
+    return {
+        "full_attention": {"rope_type": "default", "rope_theta": float(theta_global)},
+        "sliding_attention": {"rope_type": "default", "rope_theta": float(theta_local)},
+    }
+
+
+def build_config(
+    model: ModelConfig,
+    vocab_size: int,
+    *,
+    special: SpecialIds = SpecialIds(),
+    rope_theta_global: float = 10_000.0,
+    rope_theta_local: float = 10_000.0,
+    attn_implementation: str = "sdpa",
+    sparse_prediction: bool = False,
+) -> ModernBertConfig:
+    from transformers import ModernBertConfig
+
+    return ModernBertConfig(
+        vocab_size=vocab_size,
+        hidden_size=model.hidden_size,
+        intermediate_size=model.intermediate_size,
+        num_hidden_layers=model.num_hidden_layers,
+        num_attention_heads=model.num_attention_heads,
+        global_attn_every_n_layers=model.global_attn_every_n_layers,
+        local_attention=model.local_attention,
+        max_position_embeddings=model.max_position_embeddings,
+        attention_dropout=model.attention_dropout,
+        norm_eps=model.norm_eps,
+        initializer_range=model.initializer_range,
+        pad_token_id=special.pad,
+        eos_token_id=special.sep,
+        sep_token_id=special.sep,
+        bos_token_id=special.cls,
+        cls_token_id=special.cls,
+        rope_parameters=rope_parameters(rope_theta_global, rope_theta_local),
+        sparse_prediction=sparse_prediction,
+        tie_word_embeddings=True,
+        attn_implementation=attn_implementation,
+    )
+
+
+def new_model(config: ModernBertConfig, seed: int) -> ModernBertForMaskedLM:
+    import torch
+    from transformers import ModernBertForMaskedLM
+
+    torch.manual_seed(seed)
+    return ModernBertForMaskedLM(config)
+
+
+def load_model(
+    path: str | Path,
+    *,
+    rope_theta_global: float | None = None,
+    rope_theta_local: float | None = None,
+    attn_implementation: str = "sdpa",
+    sparse_prediction: bool | None = None,
+) -> ModernBertForMaskedLM:
+    """Load a checkpoint, optionally with the next phase's RoPE theta.
+
+    RoPE frequencies are buffers computed from the config, not stored weights, so a
+    new theta takes effect by editing the config before the model is built.
+    """
+    from transformers import AutoConfig, ModernBertForMaskedLM
+
+    config = AutoConfig.from_pretrained(path)
+    theta = config.rope_parameters
+    config.rope_parameters = rope_parameters(
+        rope_theta_global or theta["full_attention"]["rope_theta"],
+        rope_theta_local or theta["sliding_attention"]["rope_theta"],
+    )
+    if sparse_prediction is not None:
+        config.sparse_prediction = sparse_prediction
+    return ModernBertForMaskedLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
+
+
+def parameter_counts(model: ModernBertForMaskedLM) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    embedding = model.model.embeddings.tok_embeddings.weight.numel()
+    return {"total": total, "non_embedding": total - embedding}
