@@ -20,13 +20,15 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
 
 
 def setup_logging() -> None:
+    """Our progress at INFO; the libraries' (Ray, transformers) only when they warn."""
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stdout,
         force=True,
     )
+    logging.getLogger("mmbert").setLevel(logging.INFO)
 
 
 def run_stage(main: Callable[[PipelineConfig, argparse.Namespace], None], parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,90 @@
+"""Held-out MLM loss per language, with the same masks for every model compared.
+
+Each language's held-out text is packed on its own (no context from other languages) and
+masked with a generator seeded from the language code; small languages are masked
+several times so each contributes enough predictions to be measured.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmbert.io import read_jsonl
+from mmbert.masking import IGNORE_INDEX, mask_tokens
+from mmbert.modeling import SpecialIds
+from mmbert.packing import pack_documents
+
+MIN_MASKED = 64
+MAX_REPEATS = 16
+
+
+def heldout_rows(
+    corpus_dir: Path, tokenizer, seq_len: int, languages: set[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Held-out text per language, tokenized and packed into [rows, seq_len] arrays."""
+    texts: dict[str, list[str]] = defaultdict(list)
+    for row in read_jsonl(corpus_dir / "eval.jsonl"):
+        if languages is None or row["lang"] in languages:
+            texts[row["lang"]].append(row["text"])
+    ids = SpecialIds(tokenizer.pad_token_id, tokenizer.sep_token_id, tokenizer.cls_token_id,
+                     tokenizer.unk_token_id, tokenizer.mask_token_id)
+    return {
+        lang: pack_documents(tokenizer(docs, add_special_tokens=False)["input_ids"], seq_len,
+                             cls_id=ids.cls, sep_id=ids.sep, pad_id=ids.pad, dtype=np.dtype(np.int64))
+        for lang, docs in sorted(texts.items())
+    }
+
+
+def masked_batches(
+    rows: dict[str, np.ndarray], rate: float, ids: SpecialIds, vocab_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(inputs, labels, language of each row), deterministic for a given seed."""
+    inputs, labels, owners = [], [], []
+    for lang, packed in rows.items():
+        real = int((packed != ids.pad).sum())
+        repeats = min(MAX_REPEATS, max(1, math.ceil(MIN_MASKED / max(1.0, rate * real))))
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(lang.encode()))
+        for _ in range(repeats):
+            x, y = mask_tokens(torch.from_numpy(packed), rate, mask_id=ids.mask, special_ids=ids.all(),
+                               vocab_size=vocab_size, generator=gen)
+            inputs.append(x)
+            labels.append(y)
+            owners.extend([lang] * len(packed))
+    return torch.cat(inputs), torch.cat(labels), owners
+
+
+@torch.no_grad()
+def heldout_loss(
+    model, rows: dict[str, np.ndarray], *, rate: float, ids: SpecialIds, seed: int, batch_size: int
+) -> dict[str, dict[str, float]]:
+    """{lang: {"loss": mean cross-entropy in nats over masked tokens, "predictions": n}}."""
+    model.eval()
+    x, y, owners = masked_batches(rows, rate, ids, model.config.vocab_size, seed)
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        hidden = model.model(input_ids=xb, attention_mask=(xb != ids.pad).long()).last_hidden_state
+        selected = yb != IGNORE_INDEX
+        # Decode only the masked positions (as ModernBERT's sparse prediction does).
+        logits = model.decoder(model.head(hidden[selected]))
+        loss = torch.nn.functional.cross_entropy(logits.float(), yb[selected], reduction="none")
+        row_of = selected.nonzero()[:, 0].tolist()
+        for row, value in zip(row_of, loss.tolist()):
+            lang = owners[start + row]
+            sums[lang] += value
+            counts[lang] += 1
+    return {lang: {"loss": sums[lang] / counts[lang], "predictions": counts[lang]} for lang in rows if counts[lang]}
+
+
+def pooled(per_language: dict[str, dict[str, float]], languages: set[str] | None = None) -> float:
+    """Prediction-weighted mean loss over a set of languages (all by default)."""
+    chosen = [row for lang, row in per_language.items() if languages is None or lang in languages]
+    total = sum(row["predictions"] for row in chosen)
+    return sum(row["loss"] * row["predictions"] for row in chosen) / total if total else float("nan")

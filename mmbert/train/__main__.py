@@ -1,0 +1,118 @@
+"""Stage `train@<phase>`: a Ray Train run (TorchTrainer, DDP) that starts from the
+previous phase's checkpoint and writes an HF checkpoint (tokenizer included), the state to
+resume from, the loss per step and the held-out loss per language."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import shutil
+import statistics
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from mmbert.cli import output_dir, run_stage, stage_parser
+from mmbert.config import PipelineConfig
+from mmbert.io import atomic_dir, read_json, write_json
+from mmbert.train import cluster
+from mmbert.train.loop import PhasePaths
+
+log = logging.getLogger("mmbert.train")
+
+
+def phase_paths(cfg: PipelineConfig, phase: str) -> PhasePaths:
+    """The phase's inputs, each checked to exist before any worker starts."""
+    base = cfg.phases[phase].init_from
+    paths = PhasePaths(
+        mix=str(output_dir(cfg, "mix", phase).resolve()),
+        tokenizer=str(output_dir(cfg, "tokenizer").resolve()),
+        init_model=str(output_dir(cfg, "train", base, "model").resolve()) if base else None,
+    )
+    for label, path in asdict(paths).items():
+        if path and not Path(path).is_dir():
+            raise SystemExit(f"error: train@{phase} needs {label} at {path}; run its stage first")
+    return paths
+
+
+def fit(cfg: PipelineConfig, phase: str, paths: PhasePaths):
+    cluster.connect(cfg.train)
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from mmbert.train.ray_worker import train_loop_per_worker
+
+    storage = output_dir(cfg, ".ray").resolve()
+    shutil.rmtree(storage / phase, ignore_errors=True)  # DVC decided this phase runs afresh
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg, "phase": phase, "paths": asdict(paths)},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+        run_config=RunConfig(name=phase, storage_path=str(storage),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1),
+                             failure_config=FailureConfig(max_failures=1)),
+    )
+    return trainer.fit()
+
+
+def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["step", "tokens", "loss", "lr", "batch"], delimiter="\t")
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def heldout_metrics(cfg: PipelineConfig, model_dir: Path) -> dict[str, object]:
+    from mmbert.evaluate.mlm_loss import heldout_loss, heldout_rows, pooled
+    from mmbert.modeling import load_model
+    from mmbert.tokenizer import load_tokenizer, special_ids
+
+    tokenizer = load_tokenizer(model_dir)
+    rows = heldout_rows(output_dir(cfg, "corpus"), tokenizer, cfg.eval.seq_len)
+    per_language = heldout_loss(load_model(model_dir), rows, rate=cfg.eval.mask_rate, ids=special_ids(tokenizer),
+                                seed=cfg.eval.seed, batch_size=cfg.eval.batch_size)
+    return {"pooled": pooled(per_language), "per_language": per_language}
+
+
+def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
+    phase = args.phase
+    if phase not in cfg.phases:
+        raise SystemExit(f"error: --phase {phase!r} is not in phases {list(cfg.phases)}")
+    paths = phase_paths(cfg, phase)
+    started = time.perf_counter()
+    result = fit(cfg, phase, paths)
+    if result.error:
+        raise SystemExit(f"error: train@{phase} failed: {result.error}")
+    target = output_dir(cfg, "train", phase)
+    with atomic_dir(target) as tmp, result.checkpoint.as_directory() as checkpoint:
+        shutil.copytree(Path(checkpoint) / "model", tmp / "model")
+        shutil.copytree(Path(checkpoint) / "state", tmp / "state")
+        progress = read_json(tmp / "state" / "progress.json")
+        write_loss_curve(progress["history"], tmp / "loss.tsv")
+        last = [row["loss"] for row in progress["history"][-10:]]
+        heldout = heldout_metrics(cfg, tmp / "model")
+        write_json(tmp / "metrics.json", {
+            "phase": phase,
+            "steps": progress["step"],
+            "tokens": progress["tokens"],
+            "final_train_loss": statistics.fmean(last),
+            "tokens_per_second": result.metrics.get("tokens_per_second"),
+            "workers": cfg.train.num_workers,
+            "wall_seconds": time.perf_counter() - started,
+            "heldout_loss": heldout["pooled"],
+            "heldout_per_language": heldout["per_language"],
+        })
+    log.info("train@%s: %d steps, %d tokens, train loss %.3f, held-out loss %.3f -> %s",
+             phase, progress["step"], progress["tokens"], statistics.fmean(last), heldout["pooled"], target)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = stage_parser(__doc__)
+    p.add_argument("--phase", required=True, help="a phase name from params.yaml")
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(main, parser())

@@ -1,0 +1,43 @@
+"""The Ray Train side of a phase: one function per worker, checkpoints reported to Ray so
+that a failed worker group restarts from the last one instead of from scratch."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mmbert.cli import setup_logging
+from mmbert.train.loop import PhasePaths, PhaseTrainer
+
+
+def _metrics(trainer: PhaseTrainer) -> dict[str, Any]:
+    last = trainer.progress.history[-1] if trainer.progress.history else {}
+    return {"step": trainer.progress.step, "tokens": trainer.progress.tokens, "loss": last.get("loss", float("nan"))}
+
+
+def train_loop_per_worker(setup: dict[str, Any]) -> None:
+    import ray.train
+    import ray.train.torch
+
+    setup_logging()
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    trainer = PhaseTrainer(setup["cfg"], setup["phase"], PhasePaths(**setup["paths"]),
+                           rank=rank, world=world, wrap=ray.train.torch.prepare_model)
+    resumed = ray.train.get_checkpoint()
+    if resumed:
+        with resumed.as_directory() as folder:
+            trainer.restore(Path(folder))
+
+    def report(t: PhaseTrainer, final: bool) -> None:
+        metrics = {**_metrics(t), "final": final}
+        if rank != 0:
+            ray.train.report(metrics)
+            return
+        metrics["tokens_per_second"] = t.tokens_per_second
+        with tempfile.TemporaryDirectory() as folder:
+            t.save(Path(folder), setup["paths"]["tokenizer"])
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+    trainer.run(on_checkpoint=report)
