@@ -141,6 +141,15 @@ class PhaseConfig(_Strict):
         return self
 
 
+class HeldoutConfig(_Strict):
+    """How held-out MLM loss is measured: a fixed rate and length, the same for every model."""
+
+    mask_rate: Annotated[float, Field(gt=0, lt=1)]
+    seq_len: PositiveInt
+    batch_size: PositiveInt
+    seed: int = 0
+
+
 class TrainConfig(_Strict):
     num_workers: PositiveInt
     cpus_per_worker: PositiveFloat
@@ -154,6 +163,7 @@ class TrainConfig(_Strict):
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 100
     torch_threads: PositiveInt = 1
+    heldout: HeldoutConfig = Field(description="the end-of-phase held-out loss (kept apart from eval's)")
 
 
 class MergeConfig(_Strict):
@@ -188,9 +198,7 @@ class BitextConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    mask_rate: Annotated[float, Field(gt=0, lt=1)]
-    seq_len: PositiveInt
-    batch_size: PositiveInt
+    heldout: HeldoutConfig
     seed: int = 0
     models: list[str] = Field(min_length=1, description="phase names and/or 'merged'")
     langid: LangIdConfig
@@ -264,7 +272,7 @@ def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]
 
 
 def available_profiles() -> list[str]:
-    return [EMBEDDED_PROFILE] + sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -282,8 +290,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def resolve_params(raw: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
     """Apply the profile named by `profile` to a raw params mapping."""
     profile = raw.get("profile", EMBEDDED_PROFILE)
-    if profile == EMBEDDED_PROFILE:
-        return raw
     path = PROFILES_DIR / f"{profile}.yaml"
     if not isinstance(profile, str) or not path.is_file():
         raise ConfigError(

@@ -47,26 +47,34 @@ def tokenized_documents(corpus_dir: Path, languages: list[str], tokenizer) -> di
 def sample_documents(
     docs: dict[str, list[list[int]]], probs: dict[str, float], total_tokens: int, seed: int
 ) -> tuple[list[list[int]], dict[str, int]]:
-    """Draw whole documents per language until each reaches its share of the budget.
+    """Draw documents until the token budget is met: each draw picks a language with its
+    target probability, then that language's next document.
 
-    Each language cycles through its documents in a fresh shuffled order per pass, so a
-    small language is repeated evenly (upsampled) rather than at random.
+    Tokens per language are then proportional to p × mean document length; dividing the
+    draw weights by the mean length makes the *token* shares match p in expectation.
+    Each language walks its documents in a fresh shuffled order per pass, so a small
+    language is repeated evenly (upsampled) rather than at random.
     """
     rng = random.Random(seed)
+    languages = list(probs)
+    mean_len = {lang: sum(len(d) + 2 for d in docs[lang]) / len(docs[lang]) for lang in languages}
+    weights = [probs[lang] / mean_len[lang] for lang in languages]
+    orders: dict[str, list[int]] = {lang: [] for lang in languages}
     chosen: list[list[int]] = []
-    taken: dict[str, int] = {}
-    for lang, p in probs.items():
-        budget, used, order = p * total_tokens, 0, []
-        while used < budget:
-            if not order:
-                order = list(range(len(docs[lang])))
-                rng.shuffle(order)
-            doc = docs[lang][order.pop()]
+    taken: dict[str, int] = dict.fromkeys(languages, 0)
+    used = 0
+    while used < total_tokens:
+        for lang in rng.choices(languages, weights=weights, k=256):
+            if not orders[lang]:
+                orders[lang] = list(range(len(docs[lang])))
+                rng.shuffle(orders[lang])
+            doc = docs[lang][orders[lang].pop()]
             chosen.append(doc)
-            used += len(doc) + 2  # [CLS] doc [SEP]
-        taken[lang] = used
-    rng.shuffle(chosen)
-    return chosen, taken
+            taken[lang] += len(doc) + 2  # [CLS] doc [SEP]
+            used += len(doc) + 2
+            if used >= total_tokens:
+                break
+    return chosen, {lang: n for lang, n in taken.items() if n}
 
 
 def write_shards(packed: np.ndarray, folder: Path) -> list[dict[str, object]]:
@@ -105,8 +113,9 @@ def build_mix(cfg: PipelineConfig, phase: str) -> tuple[np.ndarray, dict[str, ob
         "vocab_size": len(tokenizer),
         "per_language": {
             lang: {"corpus_tokens": sizes[lang], "target_share": probs[lang], "tokens": taken[lang], "share": taken[lang] / total}
-            for lang in probs
+            for lang in taken
         },
+        "languages_sampled": len(taken),
     }
     return packed, manifest
 

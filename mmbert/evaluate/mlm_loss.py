@@ -63,7 +63,7 @@ def masked_batches(
 def heldout_loss(
     model, rows: dict[str, np.ndarray], *, rate: float, ids: SpecialIds, seed: int, batch_size: int
 ) -> dict[str, dict[str, float]]:
-    """{lang: {"loss": mean cross-entropy in nats over masked tokens, "predictions": n}}."""
+    """{lang: {"loss": mean cross-entropy (nats) over masked tokens, "predictions", "tokens"}}."""
     model.eval()
     x, y, owners = masked_batches(rows, rate, ids, model.config.vocab_size, seed)
     sums: dict[str, float] = defaultdict(float)
@@ -80,11 +80,16 @@ def heldout_loss(
             lang = owners[start + row]
             sums[lang] += value
             counts[lang] += 1
-    return {lang: {"loss": sums[lang] / counts[lang], "predictions": counts[lang]} for lang in rows if counts[lang]}
+    return {
+        lang: {"loss": sums[lang] / counts[lang], "predictions": counts[lang],
+               "tokens": int((packed != ids.pad).sum() - (packed == ids.cls).sum() - (packed == ids.sep).sum())}
+        for lang, packed in rows.items() if counts[lang]
+    }
 
 
 def pooled(per_language: dict[str, dict[str, float]], languages: set[str] | None = None) -> float:
-    """Prediction-weighted mean loss over a set of languages (all by default)."""
+    """Mean loss over a set of languages (all by default), each weighted by its held-out
+    tokens, so repeated masking of small languages does not inflate their weight."""
     chosen = [row for lang, row in per_language.items() if languages is None or lang in languages]
-    total = sum(row["predictions"] for row in chosen)
-    return sum(row["loss"] * row["predictions"] for row in chosen) / total if total else float("nan")
+    total = sum(row["tokens"] for row in chosen)
+    return sum(row["loss"] * row["tokens"] for row in chosen) / total if total else float("nan")

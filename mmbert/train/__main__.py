@@ -23,12 +23,17 @@ log = logging.getLogger("mmbert.train")
 
 
 def phase_paths(cfg: PipelineConfig, phase: str) -> PhasePaths:
-    """The phase's inputs, each checked to exist before any worker starts."""
+    """The phase's inputs, each checked to exist before any worker starts.
+
+    A phase after the first reads the tokenizer saved inside its base checkpoint, so it
+    reads nothing beyond its declared DVC deps (its mix and its base checkpoint).
+    """
     base = cfg.phases[phase].init_from
+    init_model = output_dir(cfg, "train", base, "model").resolve() if base else None
     paths = PhasePaths(
         mix=str(output_dir(cfg, "mix", phase).resolve()),
-        tokenizer=str(output_dir(cfg, "tokenizer").resolve()),
-        init_model=str(output_dir(cfg, "train", base, "model").resolve()) if base else None,
+        tokenizer=str(init_model or output_dir(cfg, "tokenizer").resolve()),
+        init_model=str(init_model) if init_model else None,
     )
     for label, path in asdict(paths).items():
         if path and not Path(path).is_dir():
@@ -70,9 +75,10 @@ def heldout_metrics(cfg: PipelineConfig, model_dir: Path) -> dict[str, object]:
     from mmbert.tokenizer import load_tokenizer, special_ids
 
     tokenizer = load_tokenizer(model_dir)
-    rows = heldout_rows(output_dir(cfg, "corpus"), tokenizer, cfg.eval.seq_len)
-    per_language = heldout_loss(load_model(model_dir), rows, rate=cfg.eval.mask_rate, ids=special_ids(tokenizer),
-                                seed=cfg.eval.seed, batch_size=cfg.eval.batch_size)
+    settings = cfg.train.heldout
+    rows = heldout_rows(output_dir(cfg, "corpus"), tokenizer, settings.seq_len)
+    per_language = heldout_loss(load_model(model_dir), rows, rate=settings.mask_rate, ids=special_ids(tokenizer),
+                                seed=settings.seed, batch_size=settings.batch_size)
     return {"pooled": pooled(per_language), "per_language": per_language}
 
 

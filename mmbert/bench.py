@@ -1,0 +1,102 @@
+"""Stage `bench`: inference throughput (real tokens per second) of the merged model and of
+random-weight reference architectures (mmBERT small/base, XLM-R base: no download),
+on the paper's scheme: a set of synthetic documents of one fixed length, and one of
+lengths ~ Normal(mean, sd) clamped to [1, fixed length], batched in arrival order."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from mmbert.cli import output_dir, run_stage, stage_parser
+from mmbert.config import BenchConfig, PipelineConfig
+from mmbert.io import atomic_dir, write_json
+
+log = logging.getLogger("mmbert.bench")
+FIRST_REGULAR_ID = 5  # above the special tokens of every model benchmarked
+
+
+def reference_model(name: str, cfg: PipelineConfig) -> torch.nn.Module:
+    from transformers import AutoModel, XLMRobertaConfig, XLMRobertaModel
+
+    from mmbert.modeling import build_config, profile_architecture
+
+    if name == "merged":
+        return AutoModel.from_pretrained(output_dir(cfg, "merge", "model"), attn_implementation="sdpa")
+    if name == "xlmr-base":
+        return XLMRobertaModel(XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514,
+                                                type_vocab_size=1, attn_implementation="sdpa"))
+    arch, vocab = profile_architecture(name)
+    from transformers import ModernBertModel
+
+    return ModernBertModel(build_config(arch, vocab, attn_implementation="sdpa"))
+
+
+def document_lengths(cfg: BenchConfig, scenario: str, max_length: int, seed: int) -> np.ndarray:
+    limit = min(cfg.fixed_length, max_length)
+    if scenario == "fixed":
+        return np.full(cfg.documents, limit)
+    rng = np.random.default_rng(seed)
+    return np.clip(np.rint(rng.normal(cfg.variable_mean, cfg.variable_sd, cfg.documents)), 1, limit).astype(int)
+
+
+def batches(lengths: np.ndarray, batch_size: int, vocab: int, pad_id: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, len(lengths), batch_size):
+        chunk = lengths[start : start + batch_size]
+        ids = torch.randint(FIRST_REGULAR_ID, vocab, (len(chunk), int(chunk.max())), generator=gen)
+        mask = torch.arange(ids.shape[1])[None, :] < torch.as_tensor(chunk)[:, None]
+        out.append((ids.masked_fill(~mask, pad_id), mask.long()))
+    return out
+
+
+@torch.inference_mode()
+def throughput(model: torch.nn.Module, data: list[tuple[torch.Tensor, torch.Tensor]], cfg: BenchConfig) -> dict[str, float]:
+    model.eval()
+    tokens = int(sum(mask.sum() for _, mask in data))
+    times = []
+    for run in range(cfg.warmup + cfg.repeats):
+        start = time.perf_counter()
+        for ids, mask in data:
+            model(input_ids=ids, attention_mask=mask)
+        if run >= cfg.warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"tokens": tokens, "seconds_median": median, "tokens_per_second": tokens / median,
+            "seconds_min": min(times), "seconds_max": max(times)}
+
+
+def run_bench(cfg: PipelineConfig) -> dict[str, object]:
+    torch.set_num_threads(cfg.bench.threads)
+    results: dict[str, object] = {}
+    for name in cfg.bench.models:
+        model = reference_model(name, cfg)
+        c = model.config
+        entry = {"parameters": sum(p.numel() for p in model.parameters()), "scenarios": {}}
+        for scenario in ("fixed", "variable"):
+            lengths = document_lengths(cfg.bench, scenario, c.max_position_embeddings - 2, cfg.seed)
+            data = batches(lengths, cfg.bench.batch_size, c.vocab_size, c.pad_token_id, cfg.seed)
+            entry["scenarios"][scenario] = throughput(model, data, cfg.bench)
+            log.info("bench %s %s: %.0f tokens/s", name, scenario, entry["scenarios"][scenario]["tokens_per_second"])
+        results[name] = entry
+        del model
+    return results
+
+
+def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
+    results = run_bench(cfg)
+    setup = cfg.bench.model_dump() | {"torch_threads": torch.get_num_threads(), "device": "cpu"}
+    target = output_dir(cfg, "bench")
+    with atomic_dir(target) as tmp:
+        write_json(tmp / "results.json", {"setup": setup, "models": results})
+    log.info("bench: %d models -> %s", len(results), target)
+
+
+if __name__ == "__main__":
+    run_stage(main, stage_parser(__doc__))

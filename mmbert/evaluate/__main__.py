@@ -1,0 +1,93 @@
+"""Stage `eval`: held-out MLM loss per language group for every checkpoint (the paper's
+Figure 2 in miniature), language identification, bitext retrieval through mteb, and the
+unigram-entropy baseline. Writes metrics.json and report.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from mmbert.cli import output_dir, run_stage, stage_parser
+from mmbert.config import PipelineConfig
+from mmbert.evaluate.report import decay_only_changes, render_report
+from mmbert.io import atomic_dir, read_json, write_json
+
+log = logging.getLogger("mmbert.eval")
+
+
+def model_dir(cfg: PipelineConfig, name: str) -> Path:
+    path = output_dir(cfg, "merge", "model") if name == "merged" else output_dir(cfg, "train", name, "model")
+    if not path.is_dir():
+        raise SystemExit(f"error: eval.models lists {name!r} but {path} does not exist; run its stage first")
+    return path
+
+
+def language_groups(cfg: PipelineConfig) -> dict[str, set[str]]:
+    """Languages seen since pre-training, added at mid-training, seen only in a decay."""
+    seen = {name: set(read_json(output_dir(cfg, "mix", name, "manifest.json"))["per_language"]) for name in cfg.phases}
+    first = seen[cfg.phase_order()[0]]
+    base = seen[cfg.merge.base]
+    everything = set().union(*seen.values())
+    return {"pretrain": first, "midtrain": base - first, "decay_only": everything - base}
+
+
+def evaluate_model(cfg: PipelineConfig, name: str, rows, groups, langid_data, pairs) -> dict[str, object]:
+    from mmbert.evaluate.bitext import bitext_scores
+    from mmbert.evaluate.langid import finetune_and_score
+    from mmbert.evaluate.mlm_loss import heldout_loss, pooled
+    from mmbert.modeling import load_model
+    from mmbert.tokenizer import load_tokenizer, special_ids
+
+    path = model_dir(cfg, name)
+    ids = special_ids(load_tokenizer(path))
+    settings = cfg.eval.heldout
+    per_language = heldout_loss(load_model(path), rows, rate=settings.mask_rate, ids=ids, seed=settings.seed,
+                                batch_size=settings.batch_size)
+    heldout = {"all": pooled(per_language)} | {group: pooled(per_language, langs) for group, langs in groups.items()}
+    langid = finetune_and_score(path, langid_data, cfg.eval.langid.languages, cfg.eval.langid, cfg.eval.seed)
+    bitext = bitext_scores(path, pairs, cfg.eval.bitext)
+    log.info("eval %s: held-out loss %.3f (decay-only %.3f), langid acc %.3f, bitext acc %.3f",
+             name, heldout["all"], heldout["decay_only"], langid["accuracy"], bitext["accuracy"])
+    return {"heldout_loss": heldout, "langid": langid, "bitext": bitext, "per_language": per_language}
+
+
+def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
+    from mmbert.evaluate.bitext import parallel_pairs
+    from mmbert.evaluate.entropy import heldout_entropy
+    from mmbert.evaluate.langid import langid_data
+    from mmbert.evaluate.mlm_loss import heldout_rows
+    from mmbert.tokenizer import load_tokenizer, special_ids
+
+    paths = {name: model_dir(cfg, name) for name in cfg.eval.models}
+    corpus = output_dir(cfg, "corpus")
+    tokenizer = load_tokenizer(output_dir(cfg, "tokenizer"))
+    rows = heldout_rows(corpus, tokenizer, cfg.eval.heldout.seq_len)
+    groups = language_groups(cfg)
+    ranked = list(read_json(corpus / "stats.json")["per_language"])
+    data = langid_data(corpus, ranked[: cfg.eval.langid.languages], cfg.eval.seed)
+    pairs = parallel_pairs(corpus, cfg.eval.bitext, ranked)
+    baseline = heldout_entropy(rows, special_ids(tokenizer).all())
+    results = {name: evaluate_model(cfg, name, rows, groups, data, pairs) for name in paths}
+
+    metrics = {
+        "unigram_entropy": baseline["pooled"],
+        "heldout_tokens": baseline["tokens"],
+        "groups": {group: len(langs) for group, langs in groups.items()},
+        "models": {name: {"heldout_loss": r["heldout_loss"], "langid_accuracy": r["langid"]["accuracy"],
+                          "bitext_accuracy": r["bitext"]["accuracy"]} for name, r in results.items()},
+        "decay_only_change": decay_only_changes(results, cfg.merge.base),
+    }
+    if "merged" in results:
+        metrics["merged_vs_entropy"] = 1.0 - results["merged"]["heldout_loss"]["all"] / baseline["pooled"]
+    target = output_dir(cfg, "eval")
+    with atomic_dir(target) as tmp:
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "details.json", {"unigram_entropy_per_language": baseline["per_language"],
+                                          "models": results, "groups": {g: sorted(v) for g, v in groups.items()}})
+        (tmp / "report.md").write_text(render_report(metrics), encoding="utf-8")
+    log.info("eval: %d models -> %s", len(results), target)
+
+
+if __name__ == "__main__":
+    run_stage(main, stage_parser(__doc__))
