@@ -231,17 +231,22 @@ class PipelineConfig(_Strict):
     bench: BenchConfig
 
     @model_validator(mode="after")
-    def _phases_form_a_chain(self) -> PipelineConfig:
+    def _phases_form_a_tree(self) -> PipelineConfig:
+        """One phase starts from scratch; every other starts from an existing phase, acyclically."""
         names = list(self.phases)
-        first, rest = names[0], names[1:]
-        if self.phases[first].init_from is not None:
-            raise ValueError(f"phases.{first}.init_from: the first phase starts from scratch; got {self.phases[first].init_from!r}")
-        for i, name in enumerate(rest, start=1):
+        roots = [n for n in names if self.phases[n].init_from is None]
+        if len(roots) != 1:
+            extra = roots[1] if roots else names[0]
+            raise ValueError(f"phases.{extra}.init_from: missing; exactly one phase starts from scratch "
+                             f"(found {roots or 'none'}), every other names its base phase")
+        for name in names:
             base = self.phases[name].init_from
-            if base is None:
-                raise ValueError(f"phases.{name}.init_from: missing; a phase after the first needs a base phase, one of {names[:i]}")
-            if base not in names[:i]:
-                raise ValueError(f"phases.{name}.init_from: {base!r} is not an earlier phase; expected one of {names[:i]}")
+            if base is not None and base not in names:
+                raise ValueError(f"phases.{name}.init_from: {base!r} is not a phase; expected one of {names}")
+        order = self.phase_order()
+        if len(order) != len(names):
+            stuck = sorted(set(names) - set(order))
+            raise ValueError(f"phases.{stuck[0]}.init_from: phases {stuck} start from each other in a cycle")
         return self
 
     @model_validator(mode="after")
@@ -258,7 +263,13 @@ class PipelineConfig(_Strict):
         return self
 
     def phase_order(self) -> list[str]:
-        return list(self.phases)
+        """Phases in an order where every phase comes after its base (params order kept)."""
+        order: list[str] = []
+        while True:
+            ready = [n for n, p in self.phases.items() if n not in order and (p.init_from is None or p.init_from in order)]
+            if not ready:
+                return order
+            order.extend(ready)
 
 
 def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -305,8 +316,12 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         # Union members add their type name to the location; drop those for a readable key.
         key = ".".join(p for p in key.split(".") if p not in {"literal['all']", "int", "list[str]"})
         value = err.get("input")
+        message = err["msg"].removeprefix("Value error, ")
+        if not key:  # a whole-config check; its message starts with the key
+            lines.append(f"  - {message}")
+            continue
         shown = "" if isinstance(value, dict) else f" = {value!r}"
-        lines.append(f"  - {key or '<top level>'}{shown}: {err['msg']}")
+        lines.append(f"  - {key}{shown}: {message}")
     return "\n".join(lines)
 
 

@@ -39,6 +39,8 @@ def iso639_3(code: str) -> str:
     import pycountry
 
     code = code.lower()
+    if not (code.isascii() and code.isalpha() and len(code) in (2, 3)):
+        raise ValueError(f"{code!r} is not an ISO 639-1 or 639-3 language code")
     if len(code) == 2:
         record = pycountry.languages.get(alpha_2=code)
         if record is None:

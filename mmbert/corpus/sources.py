@@ -56,8 +56,12 @@ class UDHRSource:
 
         records = {}
         for record in LoadLanguages().values():
-            if record.HasField("sample_text"):
+            if not record.HasField("sample_text"):
+                continue
+            try:
                 records[normalize(record.language, record.script)] = record
+            except ValueError:
+                continue  # a variety without an ISO 639-3 code (e.g. 'fr-gallo'): no FineWeb2 name
         return records
 
     def languages(self) -> set[str]:

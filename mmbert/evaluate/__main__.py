@@ -24,12 +24,15 @@ def model_dir(cfg: PipelineConfig, name: str) -> Path:
 
 
 def language_groups(cfg: PipelineConfig) -> dict[str, set[str]]:
-    """Languages seen since pre-training, added at mid-training, seen only in a decay."""
+    """Languages seen since pre-training, added at mid-training, seen only in a decay, and
+    never trained on (held-out text exists, but no phase sampled the language)."""
     seen = {name: set(read_json(output_dir(cfg, "mix", name, "manifest.json"))["per_language"]) for name in cfg.phases}
     first = seen[cfg.phase_order()[0]]
     base = seen[cfg.merge.base]
     everything = set().union(*seen.values())
-    return {"pretrain": first, "midtrain": base - first, "decay_only": everything - base}
+    held_out = set(read_json(output_dir(cfg, "corpus", "stats.json"))["per_language"])
+    return {"pretrain": first, "midtrain": base - first, "decay_only": everything - base,
+            "unseen": held_out - everything}
 
 
 def evaluate_model(cfg: PipelineConfig, name: str, rows, groups, langid_data, pairs) -> dict[str, object]:

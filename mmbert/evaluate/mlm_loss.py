@@ -20,8 +20,8 @@ from mmbert.masking import IGNORE_INDEX, mask_tokens
 from mmbert.modeling import SpecialIds
 from mmbert.packing import pack_documents
 
-MIN_MASKED = 64
-MAX_REPEATS = 16
+MIN_MASKED = 32
+MAX_REPEATS = 8
 
 
 def heldout_rows(

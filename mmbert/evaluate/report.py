@@ -18,17 +18,19 @@ def render_report(metrics: dict) -> str:
         "",
         f"Held-out MLM loss in nats (mask rate as in params `eval.heldout.mask_rate`), by language group: "
         f"pretrain ({groups['pretrain']} languages seen since pre-training), midtrain ({groups['midtrain']} added at "
-        f"mid-training), decay-only ({groups['decay_only']} seen only in a decay phase).",
+        f"mid-training), decay-only ({groups['decay_only']} seen only in a decay phase), unseen ({groups['unseen']} never "
+        f"trained on). 'all' pools every language with held-out text, each weighted by its tokens.",
         f"Unigram-entropy baseline of the same held-out tokens: **{metrics['unigram_entropy']:.3f}** nats.",
         "",
-        "| model | loss (all) | pretrain | midtrain | decay-only | Δ decay-only vs base | lang-ID acc | bitext acc |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | loss (all) | pretrain | midtrain | decay-only | unseen | Δ decay-only vs base | lang-ID acc | bitext acc |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in metrics["models"].items():
         loss = row["heldout_loss"]
         change = metrics["decay_only_change"].get(name)
         lines.append(
             f"| {name} | {loss['all']:.3f} | {loss['pretrain']:.3f} | {loss['midtrain']:.3f} | {loss['decay_only']:.3f} "
+            f"| {loss['unseen']:.3f} "
             f"| {'' if change is None else f'{change:+.3f}'} | {row['langid_accuracy']:.3f} | {row['bitext_accuracy']:.3f} |"
         )
     if "merged_vs_entropy" in metrics:

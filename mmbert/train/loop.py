@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,10 +51,10 @@ class PhaseTrainer:
         self.cfg, self.name, self.rank, self.world = cfg, phase, rank, world
         self.phase: PhaseConfig = cfg.phases[phase]
         torch.set_num_threads(cfg.train.torch_threads)
-        tokenizer = load_tokenizer(paths.tokenizer)
-        self.ids = special_ids(tokenizer)
+        self.tokenizer = load_tokenizer(paths.tokenizer)
+        self.ids = special_ids(self.tokenizer)
         self.data = PackedShards(paths.mix)
-        self.model = self._build_model(paths, len(tokenizer))
+        self.model = self._build_model(paths, len(self.tokenizer))
         self.ddp_model = wrap(self.model) if wrap else self.model
         self.optimizer = self._build_optimizer()
         self.progress = Progress()
@@ -137,13 +136,10 @@ class PhaseTrainer:
             if on_checkpoint and (record["step"] % every == 0 or self.done):
                 on_checkpoint(self, self.done)
 
-    def save(self, folder: Path, tokenizer_dir: str | Path) -> None:
+    def save(self, folder: Path) -> None:
         """An HF checkpoint (tokenizer included) in model/, the resume state in state/."""
-        model_dir = folder / "model"
-        self.model.save_pretrained(model_dir)
-        for item in Path(tokenizer_dir).iterdir():
-            if item.is_file():
-                shutil.copy2(item, model_dir / item.name)
+        self.model.save_pretrained(folder / "model")
+        self.tokenizer.save_pretrained(str(folder / "model"))
         save_state(folder / "state", self.optimizer, self.progress)
 
     def restore(self, folder: Path) -> None:

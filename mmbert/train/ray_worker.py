@@ -37,7 +37,7 @@ def train_loop_per_worker(setup: dict[str, Any]) -> None:
             return
         metrics["tokens_per_second"] = t.tokens_per_second
         with tempfile.TemporaryDirectory() as folder:
-            t.save(Path(folder), setup["paths"]["tokenizer"])
+            t.save(Path(folder))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
     trainer.run(on_checkpoint=report)

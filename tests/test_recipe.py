@@ -1,0 +1,112 @@
+"""The paper presets carry the official numbers (../shared/reference/mmbert-recipe.md)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmbert.config import parse_config
+from mmbert.modeling import build_config, profile_architecture
+
+T = 1_000_000_000_000
+B = 1_000_000_000
+
+# (size, phase) -> expected values, transcribed from the recipe's tables.
+RECIPE = {
+    "small": {
+        "arch": dict(hidden_size=384, num_hidden_layers=22, num_attention_heads=6, intermediate_size=1152,
+                     local_attention=128, global_attn_every_n_layers=3, max_position_embeddings=8192),
+        "params": (140e6, 42e6),
+        "pretrain": dict(tokens=2.3 * T, seq_len=1024, batch=4608, batch_from=48, batch_warmup=100 * B, lr=8e-4,
+                         warmup=4 * B, decay="none", wd=8e-5, mask=0.30, tau=0.7, langs=61, theta=10_000),
+        "midtrain": dict(tokens=600 * B, seq_len=8192, batch=4608, lr=4e-4, decay="none", wd=4e-5, mask=0.15,
+                         tau=0.5, langs=110, theta=160_000),
+        "decay": dict(tokens=100 * B, seq_len=8192, batch=4608, lr=4e-4, decay="linear", final=0.04, wd=4e-5,
+                      mask=0.05, tau=0.3, theta=160_000),
+    },
+    "base": {
+        "arch": dict(hidden_size=768, num_hidden_layers=22, num_attention_heads=12, intermediate_size=1152,
+                     local_attention=128, global_attn_every_n_layers=3, max_position_embeddings=8192),
+        "params": (307e6, 110e6),
+        "pretrain": dict(tokens=2.3 * T, seq_len=1024, batch=4608, batch_from=48, batch_warmup=60 * B, lr=8e-4,
+                         warmup=3 * B, decay="none", wd=8e-5, mask=0.25, tau=0.7, langs=61, theta=10_000),
+        "midtrain": dict(tokens=600 * B, seq_len=8192, batch=4608, lr=8e-4, decay="none", wd=8e-5, mask=0.15,
+                         tau=0.5, langs=110, theta=160_000),
+        "decay": dict(tokens=100 * B, seq_len=8192, batch=4608, lr=8e-4, decay="one_minus_sqrt", final=0.02, wd=8e-5,
+                      mask=0.05, tau=0.3, theta=160_000),
+    },
+}
+ENGLISH_SHARE = {"decay-eng": 0.179, "decay-cont": 0.132, "decay-all": 0.102}
+
+
+@pytest.fixture(params=["small", "base"])
+def preset(request, raw_params):
+    raw_params["profile"] = f"paper-{request.param}"
+    return request.param, parse_config(raw_params)
+
+
+def _check_phase(phase, want):
+    assert phase.data.tokens == want["tokens"]
+    assert phase.data.seq_len == want["seq_len"]
+    assert phase.batch.size == want["batch"]
+    assert phase.lr.peak == want["lr"]
+    assert phase.lr.decay == want["decay"]
+    assert phase.weight_decay == want["wd"]
+    assert phase.mask_rate == want["mask"]
+    assert phase.data.temperature == want["tau"]
+    assert phase.rope_theta_global == phase.rope_theta_local == want["theta"]
+
+
+def test_preset_phases_match_the_recipe(preset):
+    size, cfg = preset
+    want = RECIPE[size]
+    _check_phase(cfg.phases["pretrain"], want["pretrain"])
+    pre = cfg.phases["pretrain"]
+    assert (pre.batch.warmup_from, pre.batch.warmup_tokens) == (want["pretrain"]["batch_from"], want["pretrain"]["batch_warmup"])
+    assert pre.lr.warmup_tokens == want["pretrain"]["warmup"]
+    assert pre.data.languages == want["pretrain"]["langs"]
+    _check_phase(cfg.phases["midtrain"], want["midtrain"])
+    assert cfg.phases["midtrain"].data.languages == want["midtrain"]["langs"]
+    for name in ("decay-eng", "decay-cont", "decay-all"):
+        phase = cfg.phases[name]
+        _check_phase(phase, want["decay"])
+        assert phase.init_from == "midtrain"
+        assert phase.lr.final_fraction == want["decay"]["final"]
+        assert phase.lr.decay_tokens == phase.data.tokens
+        assert phase.data.pinned_shares == {"eng_Latn": ENGLISH_SHARE[name]}
+    assert cfg.phases["decay-all"].data.languages == "all"
+    assert cfg.phases["decay-eng"].data.languages == cfg.phases["decay-cont"].data.languages == 110
+
+
+def test_preset_architecture_and_size(preset):
+    import torch
+    from transformers import ModernBertForMaskedLM
+
+    size, cfg = preset
+    assert cfg.model.model_dump(include=set(RECIPE[size]["arch"])) == RECIPE[size]["arch"]
+    assert cfg.model.attention_dropout == 0.1
+    assert cfg.tokenizer.vocab_size == 256_000 and cfg.tokenizer.pretrained == "google/gemma-2-9b"
+    arch, vocab = profile_architecture(f"paper-{size}")
+    with torch.device("meta"):
+        model = ModernBertForMaskedLM(build_config(arch, vocab))
+    total = sum(p.numel() for p in model.parameters())
+    non_embedding = total - model.model.embeddings.tok_embeddings.weight.numel()
+    want_total, want_non_embedding = RECIPE[size]["params"]
+    assert total == pytest.approx(want_total, rel=0.03)
+    assert non_embedding == pytest.approx(want_non_embedding, rel=0.05)
+
+
+def test_language_counts_match_the_paper_table(repo_root):
+    """61 pre-training languages (60 + code), 110 mid-training, 1834 in decay-all."""
+    with (repo_root / "mmbert" / "data" / "mmbert_language_counts.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    active = {col: sum(int(r[col]) > 0 for r in rows) for col in ("pretrain", "ext", "decay-eng", "decay-all")}
+    raw = yaml.safe_load((repo_root / "mmbert" / "profiles" / "paper-small.yaml").read_text())
+    phases = raw["phases"]
+    assert phases["pretrain"]["data"]["languages"] == active["pretrain"] == 61
+    assert phases["midtrain"]["data"]["languages"] == active["ext"] == 110
+    assert phases["decay-eng"]["data"]["languages"] == active["decay-eng"] == 110
+    assert active["decay-all"] == 1834 and phases["decay-all"]["data"]["languages"] == "all"
