@@ -39,5 +39,6 @@ def stage_waves(cfg: PipelineConfig) -> list[list[str]]:
         waves.append([f"train@{name}" for name in ready])
         done.update(ready)
         pending = [name for name in pending if name not in ready]
-    waves += [["merge"], ["eval", "bench"]]
+    # bench last and alone: throughput measured beside another stage would measure the contention
+    waves += [["merge"], ["eval"], ["bench"]]
     return waves

@@ -19,6 +19,18 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def phase_stage_parser(description: str) -> argparse.ArgumentParser:
+    parser = stage_parser(description)
+    parser.add_argument("--phase", required=True, help="a phase name from params.yaml")
+    return parser
+
+
+def require_phase(cfg: PipelineConfig, phase: str) -> str:
+    if phase not in cfg.phases:
+        raise SystemExit(f"error: --phase {phase!r} is not in phases {list(cfg.phases)}")
+    return phase
+
+
 def setup_logging() -> None:
     """Our progress at INFO; the libraries' (Ray, transformers) only when they warn."""
     logging.basicConfig(

@@ -200,7 +200,8 @@ class BitextConfig(_Strict):
 class EvalConfig(_Strict):
     heldout: HeldoutConfig
     seed: int = 0
-    models: list[str] = Field(min_length=1, description="phase names and/or 'merged'")
+    models: list[str] = Field(min_length=1, description="held-out loss for these: phase names and/or 'merged'")
+    downstream_models: list[str] = Field(min_length=1, description="language ID and bitext for these (a subset of models)")
     langid: LangIdConfig
     bitext: BitextConfig
 
@@ -260,6 +261,9 @@ class PipelineConfig(_Strict):
         for i, m in enumerate(self.eval.models):
             if m != "merged" and m not in names:
                 raise ValueError(f"eval.models[{i}]: {m!r} is neither 'merged' nor a phase {sorted(names)}")
+        for i, m in enumerate(self.eval.downstream_models):
+            if m not in self.eval.models:
+                raise ValueError(f"eval.downstream_models[{i}]: {m!r} is not in eval.models {self.eval.models}")
         return self
 
     def phase_order(self) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbert.cli import output_dir, run_stage, stage_parser
+from mmbert.cli import output_dir, phase_stage_parser, require_phase, run_stage
 from mmbert.config import PipelineConfig
 from mmbert.io import atomic_dir, read_json, read_jsonl, sha256_file, write_json
 from mmbert.packing import pack_documents, packing_efficiency
@@ -125,9 +125,7 @@ def _phase_salt(phase: str) -> int:
 
 
 def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
-    phase = args.phase
-    if phase not in cfg.phases:
-        raise SystemExit(f"error: --phase {phase!r} is not in phases {list(cfg.phases)}")
+    phase = require_phase(cfg, args.phase)
     packed, manifest = build_mix(cfg, phase)
     target = output_dir(cfg, "mix", phase)
     with atomic_dir(target) as tmp:
@@ -141,11 +139,5 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     )
 
 
-def parser() -> argparse.ArgumentParser:
-    p = stage_parser(__doc__)
-    p.add_argument("--phase", required=True, help="a phase name from params.yaml")
-    return p
-
-
 if __name__ == "__main__":
-    run_stage(main, parser())
+    run_stage(main, phase_stage_parser(__doc__))

@@ -156,9 +156,10 @@ def test_outputs(pipeline):
     out = pipeline["repo"] / "outputs"
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert set(metrics["models"]) == {"midtrain", "decay-eng", "decay-cont", "decay-all", "merged"}
-    for row in metrics["models"].values():
-        assert 0 <= row["langid_accuracy"] <= 1 and 0 <= row["bitext_accuracy"] <= 1
+    for name, row in metrics["models"].items():
         assert row["heldout_loss"]["all"] > 0
+        if name in ("midtrain", "merged"):  # eval.downstream_models
+            assert 0 <= row["langid_accuracy"] <= 1 and 0 <= row["bitext_accuracy"] <= 1
     assert metrics["groups"]["decay_only"] > 0
     assert "| merged |" in (out / "eval" / "report.md").read_text()
     model = AutoModelForMaskedLM.from_pretrained(out / "merge" / "model")

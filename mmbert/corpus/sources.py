@@ -105,11 +105,11 @@ class DjangoSource:
         for locale, files in by_locale.items():
             if locale.split("_")[0] == "en":
                 continue  # English is the msgid side of every catalogue
-            entries = _translated(files[0])
-            if not entries:
+            sample = _msgstr_sample(files[0])
+            if not sample:
                 continue
-            lang = self._code(locale, " ".join(text for _, text in entries[:200]))
-            size = sum(len(_translated(f)) for f in files)
+            lang = self._code(locale, sample)
+            size = sum(f.stat().st_size for f in files)  # a cheap proxy: no parsing to validate params
             if size > chosen.get(lang, (-1, ""))[0]:
                 chosen[lang] = (size, locale)
         return {lang: by_locale[locale] for lang, (_, locale) in sorted(chosen.items())}
@@ -135,6 +135,14 @@ class DjangoSource:
                         yield Document(lang, self.name, key, text)
         for key, text in sorted(english.items()):
             yield Document(ENGLISH, self.name, key, text)
+
+
+_MSGSTR = re.compile(r'^msgstr(?:\[0\])? "(.+)"$', re.MULTILINE)
+
+
+def _msgstr_sample(po_path: Path, limit: int = 200) -> str:
+    """Some translated strings of a catalogue, read without parsing it (script detection)."""
+    return " ".join(_MSGSTR.findall(po_path.read_text(encoding="utf-8"))[:limit])
 
 
 def _msgid_text(key: str) -> str:

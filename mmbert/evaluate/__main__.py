@@ -48,11 +48,14 @@ def evaluate_model(cfg: PipelineConfig, name: str, rows, groups, langid_data, pa
     per_language = heldout_loss(load_model(path), rows, rate=settings.mask_rate, ids=ids, seed=settings.seed,
                                 batch_size=settings.batch_size)
     heldout = {"all": pooled(per_language)} | {group: pooled(per_language, langs) for group, langs in groups.items()}
-    langid = finetune_and_score(path, langid_data, cfg.eval.langid.languages, cfg.eval.langid, cfg.eval.seed)
-    bitext = bitext_scores(path, pairs, cfg.eval.bitext)
-    log.info("eval %s: held-out loss %.3f (decay-only %.3f), langid acc %.3f, bitext acc %.3f",
-             name, heldout["all"], heldout["decay_only"], langid["accuracy"], bitext["accuracy"])
-    return {"heldout_loss": heldout, "langid": langid, "bitext": bitext, "per_language": per_language}
+    result = {"heldout_loss": heldout, "per_language": per_language}
+    if name in cfg.eval.downstream_models:
+        result["langid"] = finetune_and_score(path, langid_data, cfg.eval.langid.languages, cfg.eval.langid, cfg.eval.seed)
+        result["bitext"] = bitext_scores(path, pairs, cfg.eval.bitext)
+    log.info("eval %s: held-out loss %.3f (decay-only %.3f)%s", name, heldout["all"], heldout["decay_only"],
+             f", langid acc {result['langid']['accuracy']:.3f}, bitext acc {result['bitext']['accuracy']:.3f}"
+             if "langid" in result else "")
+    return result
 
 
 def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
@@ -77,8 +80,9 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
         "unigram_entropy": baseline["pooled"],
         "heldout_tokens": baseline["tokens"],
         "groups": {group: len(langs) for group, langs in groups.items()},
-        "models": {name: {"heldout_loss": r["heldout_loss"], "langid_accuracy": r["langid"]["accuracy"],
-                          "bitext_accuracy": r["bitext"]["accuracy"]} for name, r in results.items()},
+        "models": {name: {"heldout_loss": r["heldout_loss"]}
+                   | ({"langid_accuracy": r["langid"]["accuracy"], "bitext_accuracy": r["bitext"]["accuracy"]}
+                      if "langid" in r else {}) for name, r in results.items()},
         "decay_only_change": decay_only_changes(results, cfg.merge.base),
     }
     if "merged" in results:

@@ -12,7 +12,7 @@ import torch
 from mmbert.config import LangIdConfig
 from mmbert.io import read_jsonl
 
-MAX_TRAIN_PER_LANGUAGE = 100
+MAX_TRAIN_PER_LANGUAGE = 60
 MAX_TEST_PER_LANGUAGE = 50
 
 

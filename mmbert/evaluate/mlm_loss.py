@@ -20,8 +20,8 @@ from mmbert.masking import IGNORE_INDEX, mask_tokens
 from mmbert.modeling import SpecialIds
 from mmbert.packing import pack_documents
 
-MIN_MASKED = 32
-MAX_REPEATS = 8
+MIN_MASKED = 16
+MAX_REPEATS = 4
 
 
 def heldout_rows(
@@ -66,18 +66,24 @@ def heldout_loss(
     """{lang: {"loss": mean cross-entropy (nats) over masked tokens, "predictions", "tokens"}}."""
     model.eval()
     x, y, owners = masked_batches(rows, rate, ids, model.config.vocab_size, seed)
+    lengths = (x != ids.pad).sum(1)
+    order = torch.argsort(lengths, descending=True, stable=True)
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        # Rows hold padding only at the tail, and padding is masked out of attention, so
+        # trimming a length-sorted batch to its longest row changes no result, only cost.
+        width = int(lengths[index].max())
+        xb, yb = x[index, :width], y[index, :width]
         hidden = model.model(input_ids=xb, attention_mask=(xb != ids.pad).long()).last_hidden_state
         selected = yb != IGNORE_INDEX
         # Decode only the masked positions (as ModernBERT's sparse prediction does).
         logits = model.decoder(model.head(hidden[selected]))
         loss = torch.nn.functional.cross_entropy(logits.float(), yb[selected], reduction="none")
-        row_of = selected.nonzero()[:, 0].tolist()
+        row_of = index[selected.nonzero()[:, 0]].tolist()
         for row, value in zip(row_of, loss.tolist()):
-            lang = owners[start + row]
+            lang = owners[row]
             sums[lang] += value
             counts[lang] += 1
     return {

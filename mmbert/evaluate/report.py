@@ -11,6 +11,10 @@ def decay_only_changes(results: dict[str, dict], base: str) -> dict[str, float]:
     return {name: r["heldout_loss"]["decay_only"] - start for name, r in results.items() if name != base}
 
 
+def _score(row: dict, key: str) -> str:
+    return f"{row[key]:.3f}" if key in row else "–"
+
+
 def render_report(metrics: dict) -> str:
     groups = metrics["groups"]
     lines = [
@@ -31,7 +35,7 @@ def render_report(metrics: dict) -> str:
         lines.append(
             f"| {name} | {loss['all']:.3f} | {loss['pretrain']:.3f} | {loss['midtrain']:.3f} | {loss['decay_only']:.3f} "
             f"| {loss['unseen']:.3f} "
-            f"| {'' if change is None else f'{change:+.3f}'} | {row['langid_accuracy']:.3f} | {row['bitext_accuracy']:.3f} |"
+            f"| {'' if change is None else f'{change:+.3f}'} | {_score(row, 'langid_accuracy')} | {_score(row, 'bitext_accuracy')} |"
         )
     if "merged_vs_entropy" in metrics:
         lines += ["", f"The merged model's held-out loss is {100 * metrics['merged_vs_entropy']:.1f}% below the unigram entropy."]

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from mmbert.cli import output_dir, run_stage, stage_parser
+from mmbert.cli import output_dir, phase_stage_parser, require_phase, run_stage
 from mmbert.config import PipelineConfig
 from mmbert.io import atomic_dir, read_json, write_json
 from mmbert.train import cluster
@@ -75,6 +75,9 @@ def heldout_metrics(cfg: PipelineConfig, model_dir: Path) -> dict[str, object]:
     from mmbert.tokenizer import load_tokenizer, special_ids
 
     tokenizer = load_tokenizer(model_dir)
+    import torch
+
+    torch.set_num_threads(cfg.train.torch_threads)  # concurrent decay stages share the cores
     settings = cfg.train.heldout
     rows = heldout_rows(output_dir(cfg, "corpus"), tokenizer, settings.seq_len)
     per_language = heldout_loss(load_model(model_dir), rows, rate=settings.mask_rate, ids=special_ids(tokenizer),
@@ -83,9 +86,7 @@ def heldout_metrics(cfg: PipelineConfig, model_dir: Path) -> dict[str, object]:
 
 
 def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
-    phase = args.phase
-    if phase not in cfg.phases:
-        raise SystemExit(f"error: --phase {phase!r} is not in phases {list(cfg.phases)}")
+    phase = require_phase(cfg, args.phase)
     paths = phase_paths(cfg, phase)
     started = time.perf_counter()
     result = fit(cfg, phase, paths)
@@ -114,11 +115,5 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
              phase, progress["step"], progress["tokens"], statistics.fmean(last), heldout["pooled"], target)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = stage_parser(__doc__)
-    p.add_argument("--phase", required=True, help="a phase name from params.yaml")
-    return p
-
-
 if __name__ == "__main__":
-    run_stage(main, parser())
+    run_stage(main, phase_stage_parser(__doc__))

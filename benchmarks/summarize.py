@@ -1,0 +1,47 @@
+"""Print a run's figures as markdown: per training phase its throughput and stage wall
+time, the bench stage's inference throughput with ratios measured in the same run, and
+the evaluation table.
+
+    python benchmarks/summarize.py [outputs]  >> benchmarks/README.md
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+
+def main(outputs: Path) -> None:
+    print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}\n")
+    print("| phase | steps | tokens | workers | train tokens/s | stage wall s | held-out loss |")
+    print("|---|---|---|---|---|---|---|")
+    for folder in (outputs / "train").iterdir():
+        m = json.loads((folder / "metrics.json").read_text())
+        print(f"| {m['phase']} | {m['steps']} | {m['tokens']} | {m['workers']} | {m['tokens_per_second']:.0f} "
+              f"| {m['wall_seconds']:.0f} | {m['heldout_loss']:.3f} |")
+    bench = json.loads((outputs / "bench" / "results.json").read_text())
+    setup = bench["setup"]
+    print(f"\nInference ({setup['documents']} documents, fixed length {setup['fixed_length']}, variable "
+          f"~N({setup['variable_mean']}, {setup['variable_sd']}), batch {setup['batch_size']}, "
+          f"{setup['torch_threads']} threads, {setup['device']}):\n")
+    print("| model | parameters | fixed tokens/s | variable tokens/s |")
+    print("|---|---|---|---|")
+    models = bench["models"]
+    for name, entry in models.items():
+        s = entry["scenarios"]
+        print(f"| {name} | {entry['parameters'] / 1e6:.1f}M | {s['fixed']['tokens_per_second']:.0f} "
+              f"| {s['variable']['tokens_per_second']:.0f} |")
+    if {"paper-small", "xlmr-base"} <= set(models):
+        for scenario in ("fixed", "variable"):
+            ratio = (models["paper-small"]["scenarios"][scenario]["tokens_per_second"]
+                     / models["xlmr-base"]["scenarios"][scenario]["tokens_per_second"])
+            print(f"\nmmBERT-small / XLM-R-base throughput ({scenario}, same run): {ratio:.2f}x")
+    report = outputs / "eval" / "report.md"
+    if report.exists():
+        print("\n" + report.read_text().replace("# Evaluation", "### Evaluation"))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "outputs"))
