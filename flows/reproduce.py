@@ -33,11 +33,13 @@ def reproduce_mmbert(repo_dir: str = ".", only_eval: bool = False, force_eval: b
     check_dvc_matches(cfg, repo)
     waves = [["eval"]] if only_eval else stage_waves(cfg)
     outcome: dict[str, str] = {}
-    cluster = nullcontext(ray_address) if ray_address or not _needs_ray(waves) else local_ray_cluster()
-    with cluster as address:
-        if address:
-            logger.info("stages join the Ray cluster at %s", address)
+    cluster = nullcontext() if ray_address or not _needs_ray(waves) else local_ray_cluster()
+    with cluster as head:
         for wave in waves:
+            address = None
+            if _needs_ray([wave]):
+                address = ray_address or head.address
+                logger.info("stages join the Ray cluster at %s", address)
             futures = [run_dvc_stage.submit(stage, str(repo), cfg.output_dir, address,
                                             force=force_eval and stage == "eval") for stage in wave]
             outcome.update({stage: future.result() for stage, future in zip(wave, futures)})

@@ -35,37 +35,47 @@ def _serve() -> None:
     ray.shutdown()
 
 
-@contextmanager
-def local_ray_cluster(timeout: float = 120.0) -> Iterator[str]:
-    """Start a head process, yield its address, stop it (by PID) on exit."""
-    proc = subprocess.Popen([sys.executable, "-m", "tasks.ray_head"], stdout=subprocess.PIPE, text=True)
-    try:
-        address = _read_address(proc, timeout)
-        yield address
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+class RayHead:
+    """A head process started at once; `address` waits for it, so the start overlaps
+    whatever runs before the first stage that needs Ray."""
 
+    def __init__(self, timeout: float) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "tasks.ray_head"], stdout=subprocess.PIPE, text=True)
+        self._timeout = timeout
+        self._found: list[str] = []
+        self._reader = threading.Thread(target=self._scan, daemon=True)
+        self._reader.start()
 
-def _read_address(proc: subprocess.Popen, timeout: float) -> str:
-    found: list[str] = []
-
-    def scan() -> None:
-        for line in proc.stdout:
+    def _scan(self) -> None:
+        for line in self.proc.stdout:
             if line.startswith(ADDRESS_PREFIX):
-                found.append(line[len(ADDRESS_PREFIX):].strip())
+                self._found.append(line[len(ADDRESS_PREFIX):].strip())
                 return
 
-    reader = threading.Thread(target=scan, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not found:
-        raise RuntimeError(f"the Ray head (pid {proc.pid}) did not report an address within {timeout:.0f} s")
-    return found[0]
+    @property
+    def address(self) -> str:
+        self._reader.join(self._timeout)
+        if not self._found:
+            raise RuntimeError(f"the Ray head (pid {self.proc.pid}) reported no address within {self._timeout:.0f} s")
+        return self._found[0]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextmanager
+def local_ray_cluster(timeout: float = 120.0) -> Iterator[RayHead]:
+    """Start a head process, yield it, stop it (by PID) on exit."""
+    head = RayHead(timeout)
+    try:
+        yield head
+    finally:
+        head.stop()
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def _error(raw) -> str:
          "phases.pretrain.data.languages"),
         (lambda p: p["phases"]["pretrain"]["data"].update(languages=100000), "phases.pretrain.data.languages"),
         (lambda p: p["merge"].update(base="nope"), "merge.base"),
-        (lambda p: p["model"].update(num_attention_heads=3), "model"),
+        (lambda p: p["model"].update(num_attention_heads=5), "model"),
         (lambda p: p["train"].update(num_workers=0), "train.num_workers"),
     ],
 )
