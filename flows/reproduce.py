@@ -8,13 +8,14 @@ given), run the DVC stages wave by wave (one task run each), report where result
 from __future__ import annotations
 
 import argparse
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 
 from flows.plan import check_dvc_matches, stage_waves
-from mmbert.config import load_config
+from mmbert.config import ConfigError, load_config
 from tasks.dvc_stage import run_dvc_stage
 from tasks.ray_head import local_ray_cluster
 
@@ -61,8 +62,12 @@ def main() -> None:
     parser.add_argument("--force-eval", action="store_true", help="re-run evaluation even if DVC finds it up to date")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting one")
     args = parser.parse_args()
-    reproduce_mmbert(repo_dir=args.repo, only_eval=args.only_eval, force_eval=args.force_eval,
-                     ray_address=args.ray_address)
+    try:
+        reproduce_mmbert(repo_dir=args.repo, only_eval=args.only_eval, force_eval=args.force_eval,
+                         ray_address=args.ray_address)
+    except ConfigError as exc:  # the flow run is marked failed; the shell gets the message alone
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
