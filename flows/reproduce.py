@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 
 from flows.plan import check_dvc_matches, stage_waves
 from mmbert.config import ConfigError, load_config
+from mmbert.schedules import curriculum
 from tasks.dvc_stage import run_dvc_stage
 from tasks.ray_head import local_ray_cluster
 
@@ -32,6 +33,11 @@ def reproduce_mmbert(repo_dir: str = ".", only_eval: bool = False, force_eval: b
     repo = Path(repo_dir).resolve()
     cfg = load_config(repo / "params.yaml")  # bad params fail here, before any stage
     check_dvc_matches(cfg, repo)
+    logger.info("profile %s; curriculum:", cfg.profile)
+    for row in curriculum(cfg):
+        logger.info("  %(phase)s (from %(init_from)s): mask %(mask_rate).2f, tau %(temperature).1f, languages "
+                    "%(languages)s, %(tokens)d tokens of %(seq_len)d, RoPE theta %(rope_theta_global).0f, "
+                    "peak lr %(peak_lr).1e", row)
     waves = [["eval"]] if only_eval else stage_waves(cfg)
     outcome: dict[str, str] = {}
     cluster = nullcontext() if ray_address or not _needs_ray(waves) else local_ray_cluster()

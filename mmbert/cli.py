@@ -10,9 +10,6 @@ from pathlib import Path
 
 from mmbert.config import ConfigError, PipelineConfig, load_config
 
-log = logging.getLogger("mmbert")
-
-
 def stage_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
