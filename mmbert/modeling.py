@@ -118,8 +118,3 @@ def load_model(
         config.sparse_prediction = sparse_prediction
     return ModernBertForMaskedLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
 
-
-def parameter_counts(model: ModernBertForMaskedLM) -> dict[str, int]:
-    total = sum(p.numel() for p in model.parameters())
-    embedding = model.model.embeddings.tok_embeddings.weight.numel()
-    return {"total": total, "non_embedding": total - embedding}

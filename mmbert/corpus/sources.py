@@ -93,7 +93,8 @@ class DjangoSource:
         """Normalized language → the .po files of the locale chosen for it.
 
         Regional variants (pt_BR, es_AR, ...) map to the same code; the locale with the
-        most translated entries wins so no language gets near-duplicate text twice.
+        largest catalogues (in bytes: no parsing, this runs to validate params) wins, so no
+        language gets near-duplicate text twice.
         """
         import django
 
@@ -109,7 +110,7 @@ class DjangoSource:
             if not sample:
                 continue
             lang = self._code(locale, sample)
-            size = sum(f.stat().st_size for f in files)  # a cheap proxy: no parsing to validate params
+            size = sum(f.stat().st_size for f in files)
             if size > chosen.get(lang, (-1, ""))[0]:
                 chosen[lang] = (size, locale)
         return {lang: by_locale[locale] for lang, (_, locale) in sorted(chosen.items())}
@@ -149,24 +150,19 @@ def _msgid_text(key: str) -> str:
     return key.split("\x04", 1)[-1]
 
 
-_PO_CACHE: dict[Path, list[tuple[str, str]]] = {}
-
-
 def _translated(po_path: Path) -> list[tuple[str, str]]:
     """(key, translation) of every translated, non-fuzzy entry; key = msgctxt␄msgid."""
-    if po_path not in _PO_CACHE:
-        import polib
+    import polib
 
-        pairs = []
-        for entry in polib.pofile(str(po_path)).translated_entries():
-            if entry.fuzzy or entry.obsolete:
-                continue
-            text = entry.msgstr or (entry.msgstr_plural or {}).get(0, "")
-            if text.strip():
-                key = f"{entry.msgctxt}\x04{entry.msgid}" if entry.msgctxt else entry.msgid
-                pairs.append((key, text.strip()))
-        _PO_CACHE[po_path] = pairs
-    return _PO_CACHE[po_path]
+    pairs = []
+    for entry in polib.pofile(str(po_path)).translated_entries():
+        if entry.fuzzy or entry.obsolete:
+            continue
+        text = entry.msgstr or (entry.msgstr_plural or {}).get(0, "")
+        if text.strip():
+            key = f"{entry.msgctxt}\x04{entry.msgid}" if entry.msgctxt else entry.msgid
+            pairs.append((key, text.strip()))
+    return pairs
 
 
 SOURCES: dict[str, type] = {"udhr": UDHRSource, "django": DjangoSource}

@@ -38,15 +38,10 @@ def language_groups(cfg: PipelineConfig) -> dict[str, set[str]]:
 def evaluate_model(cfg: PipelineConfig, name: str, rows, groups, langid_data, pairs) -> dict[str, object]:
     from mmbert.evaluate.bitext import bitext_scores
     from mmbert.evaluate.langid import finetune_and_score
-    from mmbert.evaluate.mlm_loss import heldout_loss, pooled
-    from mmbert.modeling import load_model
-    from mmbert.tokenizer import load_tokenizer, special_ids
+    from mmbert.evaluate.mlm_loss import checkpoint_heldout_loss, pooled
 
     path = model_dir(cfg, name)
-    ids = special_ids(load_tokenizer(path))
-    settings = cfg.eval.heldout
-    per_language = heldout_loss(load_model(path), rows, rate=settings.mask_rate, ids=ids, seed=settings.seed,
-                                batch_size=settings.batch_size)
+    per_language = checkpoint_heldout_loss(path, rows, cfg.eval.heldout)
     heldout = {"all": pooled(per_language)} | {group: pooled(per_language, langs) for group, langs in groups.items()}
     result = {"heldout_loss": heldout, "per_language": per_language}
     if name in cfg.eval.downstream_models:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmbert.config import HeldoutConfig
 from mmbert.io import read_jsonl
 from mmbert.masking import IGNORE_INDEX, mask_tokens
 from mmbert.modeling import SpecialIds
@@ -32,8 +33,9 @@ def heldout_rows(
     for row in read_jsonl(corpus_dir / "eval.jsonl"):
         if languages is None or row["lang"] in languages:
             texts[row["lang"]].append(row["text"])
-    ids = SpecialIds(tokenizer.pad_token_id, tokenizer.sep_token_id, tokenizer.cls_token_id,
-                     tokenizer.unk_token_id, tokenizer.mask_token_id)
+    from mmbert.tokenizer import special_ids
+
+    ids = special_ids(tokenizer)
     return {
         lang: pack_documents(tokenizer(docs, add_special_tokens=False)["input_ids"], seq_len,
                              cls_id=ids.cls, sep_id=ids.sep, pad_id=ids.pad, dtype=np.dtype(np.int64))
@@ -91,6 +93,16 @@ def heldout_loss(
                "tokens": int((packed != ids.pad).sum() - (packed == ids.cls).sum() - (packed == ids.sep).sum())}
         for lang, packed in rows.items() if counts[lang]
     }
+
+
+def checkpoint_heldout_loss(model_dir: Path, rows: dict[str, np.ndarray], settings: HeldoutConfig) -> dict[str, dict[str, float]]:
+    """Held-out loss per language of the checkpoint in `model_dir` (its own tokenizer's ids)."""
+    from mmbert.modeling import load_model
+    from mmbert.tokenizer import load_tokenizer, special_ids
+
+    ids = special_ids(load_tokenizer(model_dir))
+    return heldout_loss(load_model(model_dir), rows, rate=settings.mask_rate, ids=ids, seed=settings.seed,
+                        batch_size=settings.batch_size)
 
 
 def pooled(per_language: dict[str, dict[str, float]], languages: set[str] | None = None) -> float:

@@ -70,18 +70,14 @@ def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
 
 
 def heldout_metrics(cfg: PipelineConfig, model_dir: Path) -> dict[str, object]:
-    from mmbert.evaluate.mlm_loss import heldout_loss, heldout_rows, pooled
-    from mmbert.modeling import load_model
-    from mmbert.tokenizer import load_tokenizer, special_ids
-
-    tokenizer = load_tokenizer(model_dir)
     import torch
 
+    from mmbert.evaluate.mlm_loss import checkpoint_heldout_loss, heldout_rows, pooled
+    from mmbert.tokenizer import load_tokenizer
+
     torch.set_num_threads(cfg.train.torch_threads)  # concurrent decay stages share the cores
-    settings = cfg.train.heldout
-    rows = heldout_rows(output_dir(cfg, "corpus"), tokenizer, settings.seq_len)
-    per_language = heldout_loss(load_model(model_dir), rows, rate=settings.mask_rate, ids=special_ids(tokenizer),
-                                seed=settings.seed, batch_size=settings.batch_size)
+    rows = heldout_rows(output_dir(cfg, "corpus"), load_tokenizer(model_dir), cfg.train.heldout.seq_len)
+    per_language = checkpoint_heldout_loss(model_dir, rows, cfg.train.heldout)
     return {"pooled": pooled(per_language), "per_language": per_language}
 
 
