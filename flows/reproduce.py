@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 
 from flows.plan import check_dvc_matches, stage_waves
 from mmbert.config import ConfigError, load_config
+from mmbert.corpus.catalog import check_corpus_fits
 from mmbert.schedules import curriculum
 from tasks.dvc_stage import run_dvc_stage
 from tasks.ray_head import local_ray_cluster
@@ -32,13 +33,19 @@ def reproduce_mmbert(repo_dir: str = ".", only_eval: bool = False, force_eval: b
     logger = get_run_logger()
     repo = Path(repo_dir).resolve()
     cfg = load_config(repo / "params.yaml")  # bad params fail here, before any stage
+    check_corpus_fits(cfg, str(repo / "params.yaml"))
     check_dvc_matches(cfg, repo)
-    logger.info("profile %s; curriculum:", cfg.profile)
+    logger.info("params.yaml: %d phases, model hidden %d x %d layers; curriculum:", len(cfg.phases),
+                cfg.model.hidden_size, cfg.model.num_hidden_layers)
     for row in curriculum(cfg):
         logger.info("  %(phase)s (from %(init_from)s): mask %(mask_rate).2f, tau %(temperature).1f, languages "
                     "%(languages)s, %(tokens)d tokens of %(seq_len)d, RoPE theta %(rope_theta_global).0f, "
                     "peak lr %(peak_lr).1e", row)
     waves = [["eval"]] if only_eval else stage_waves(cfg)
+    # A retry re-runs `dvc repro` of the stage: DVC skips it if it finished, a training
+    # stage continues from its last checkpoint.
+    stage_task = run_dvc_stage.with_options(retries=cfg.runtime.stage_retries,
+                                            retry_delay_seconds=cfg.runtime.retry_delay_seconds)
     outcome: dict[str, str] = {}
     cluster = nullcontext() if ray_address or not _needs_ray(waves) else local_ray_cluster()
     with cluster as head:
@@ -47,7 +54,7 @@ def reproduce_mmbert(repo_dir: str = ".", only_eval: bool = False, force_eval: b
             if _needs_ray([wave]):
                 address = ray_address or head.address
                 logger.info("stages join the Ray cluster at %s", address)
-            futures = [run_dvc_stage.submit(stage, str(repo), cfg.output_dir, address,
+            futures = [stage_task.submit(stage, str(repo), cfg.output_dir, address,
                                             force=force_eval and stage == "eval") for stage in wave]
             outcome.update({stage: future.result() for stage, future in zip(wave, futures)})
     outputs = repo / cfg.output_dir

@@ -16,6 +16,7 @@ import torch
 from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import BenchConfig, PipelineConfig
 from mmbert.io import atomic_dir, write_json
+from mmbert.stages import write_record
 
 log = logging.getLogger("mmbert.bench")
 FIRST_REGULAR_ID = 5  # above the special tokens of every model benchmarked
@@ -24,14 +25,14 @@ FIRST_REGULAR_ID = 5  # above the special tokens of every model benchmarked
 def reference_model(name: str, cfg: PipelineConfig) -> torch.nn.Module:
     from transformers import AutoModel, XLMRobertaConfig, XLMRobertaModel
 
-    from mmbert.modeling import build_config, profile_architecture
+    from mmbert.modeling import architecture, build_config
 
     if name == "merged":
         return AutoModel.from_pretrained(output_dir(cfg, "merge", "model"), attn_implementation="sdpa")
     if name == "xlmr-base":
         return XLMRobertaModel(XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514,
                                                 type_vocab_size=1, attn_implementation="sdpa"))
-    arch, vocab = profile_architecture(name)
+    arch, vocab = architecture(name)
     from transformers import ModernBertModel
 
     return ModernBertModel(build_config(arch, vocab, attn_implementation="sdpa"))
@@ -95,6 +96,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     target = output_dir(cfg, "bench")
     with atomic_dir(target) as tmp:
         write_json(tmp / "results.json", {"setup": setup, "models": results})
+        write_record(tmp, cfg, "bench")
     log.info("bench: %d models -> %s", len(results), target)
 
 

@@ -40,12 +40,16 @@ def setup_logging() -> None:
     logging.getLogger("mmbert").setLevel(logging.INFO)
 
 
-def run_stage(main: Callable[[PipelineConfig, argparse.Namespace], None], parser: argparse.ArgumentParser) -> None:
-    """Parse, validate the whole config first, then run; a bad config exits 2 with its message."""
+def run_stage(main: Callable[[PipelineConfig, argparse.Namespace], None], parser: argparse.ArgumentParser,
+              *, check: Callable[[PipelineConfig, str], None] | None = None) -> None:
+    """Parse, validate the whole config first (and run `check`, e.g. against the corpus),
+    then run; a bad config exits 2 with its message."""
     setup_logging()
     args = parser.parse_args()
     try:
         cfg = load_config(args.params)
+        if check is not None:
+            check(cfg, args.params)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

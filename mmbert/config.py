@@ -1,33 +1,32 @@
 """One typed configuration for the whole pipeline, validated once at the edge.
 
-`params.yaml` holds every knob of the embedded default. Its `profile` key selects a
-profile file in `mmbert/profiles/` (micro, paper-small, paper-base) whose values replace
-params.yaml's for the keys it sets. Every stage calls `load_config`, so bad input fails
-before any work starts, with a message naming the key, the value and what is allowed.
+`params.yaml` is the single source of truth: every value a stage uses is written there (no
+field below has a default), so what DVC tracks is what the stages run with. Presets
+(`python -m mmbert.preset NAME`) write their values into params.yaml rather than overlaying
+it at run time. Every stage calls `load_config`, so bad input fails before any work starts,
+with a message naming the key, the value and what is allowed.
+
+Settings that only change how a run is executed (cluster address, CPU share, threads, log
+and checkpoint cadence, retries) live in `runtime`, which no DVC stage depends on.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-
-PROFILES_DIR = Path(__file__).parent / "profiles"
-EMBEDDED_PROFILE = "embedded"
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+PHASE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SPECIAL_TOKENS = 5  # pad, sep, cls, unk, mask (mmbert.modeling.SpecialIds)
+BYTE_ALPHABET = 256  # a byte-level BPE always holds every byte
 
 
 class ConfigError(ValueError):
@@ -45,20 +44,25 @@ class ModelConfig(_Strict):
     num_hidden_layers: PositiveInt
     num_attention_heads: PositiveInt
     intermediate_size: PositiveInt
-    local_attention: PositiveInt = Field(description="sliding-window width in tokens")
+    local_attention: PositiveInt = Field(description="sliding-window width in tokens (even)")
     global_attn_every_n_layers: PositiveInt
     max_position_embeddings: PositiveInt
-    attention_dropout: Fraction = 0.0
-    norm_eps: PositiveFloat = 1e-5
-    initializer_range: PositiveFloat = 0.02
+    attention_output_dropout: Fraction = Field(description="dropout on the attention output (official: 0.1)")
+    attention_probs_dropout: Fraction = Field(description="dropout on attention probabilities (official: 0)")
+    norm_eps: PositiveFloat
+    initializer_range: PositiveFloat
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> ModelConfig:
+    def _shapes_fit(self) -> ModelConfig:
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by "
-                f"num_attention_heads {self.num_attention_heads}"
-            )
+            raise ValueError(f"model.hidden_size {self.hidden_size} is not divisible by "
+                             f"model.num_attention_heads {self.num_attention_heads}")
+        if (self.hidden_size // self.num_attention_heads) % 2:
+            raise ValueError(f"model: head size {self.hidden_size // self.num_attention_heads} must be even (RoPE "
+                             "rotates pairs of dimensions)")
+        if self.local_attention % 2:
+            raise ValueError(f"model.local_attention = {self.local_attention}: must be even (the window is "
+                             "local_attention/2 tokens each side)")
         return self
 
 
@@ -66,23 +70,38 @@ class CorpusConfig(_Strict):
     sources: list[Literal["udhr", "django"]] = Field(min_length=1)
     eval_fraction: Annotated[float, Field(gt=0, lt=1)]
     min_train_chars: NonNegInt = Field(description="drop languages with less training text")
-    split_seed: int = 0
+    split_seed: NonNegInt
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, sources: list[str]) -> list[str]:
+        return _no_repeats(sources)
 
 
 class TokenizerConfig(_Strict):
     kind: Literal["train", "pretrained"]
-    vocab_size: PositiveInt = 8192
-    min_frequency: PositiveInt = 2
-    pretrained: str | None = Field(None, description="hub id or local path when kind=pretrained")
+    vocab_size: PositiveInt
+    min_frequency: PositiveInt
+    pretrained: str | None = Field(description="hub id or local path when kind=pretrained")
 
     @model_validator(mode="after")
-    def _pretrained_needs_name(self) -> TokenizerConfig:
+    def _kind_is_complete(self) -> TokenizerConfig:
         if self.kind == "pretrained" and not self.pretrained:
-            raise ValueError("kind 'pretrained' needs tokenizer.pretrained (a hub id or a path)")
+            raise ValueError("tokenizer.pretrained: kind 'pretrained' needs a hub id or a path")
+        if self.kind == "train" and self.vocab_size < BYTE_ALPHABET + SPECIAL_TOKENS:
+            raise ValueError(f"tokenizer.vocab_size = {self.vocab_size}: a byte-level BPE needs at least "
+                             f"{BYTE_ALPHABET + SPECIAL_TOKENS} (256 bytes + 5 special tokens)")
         return self
 
 
-LanguageSelection = Literal["all"] | PositiveInt | list[str]
+LanguageSelection = Literal["all"] | PositiveInt | Annotated[list[str], Field(min_length=1)]
+
+
+def _no_repeats(items: list[str]) -> list[str]:
+    repeated = sorted({x for x in items if items.count(x) > 1})
+    if repeated:
+        raise ValueError(f"lists {repeated} more than once")
+    return items
 
 
 class PhaseData(_Strict):
@@ -94,28 +113,70 @@ class PhaseData(_Strict):
     temperature: Annotated[float, Field(gt=0, le=1)]
     tokens: PositiveInt
     seq_len: PositiveInt
-    pinned_shares: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)
+    pinned_shares: dict[str, Annotated[float, Field(gt=0, lt=1)]]
 
-    @field_validator("pinned_shares")
+    @field_validator("languages")
     @classmethod
-    def _pinned_below_one(cls, shares: dict[str, float]) -> dict[str, float]:
-        if sum(shares.values()) >= 1:
-            raise ValueError(f"pinned shares sum to {sum(shares.values()):.3f}; must be < 1")
-        return shares
+    def _distinct_languages(cls, languages: LanguageSelection) -> LanguageSelection:
+        return _no_repeats(languages) if isinstance(languages, list) else languages
+
+    @model_validator(mode="after")
+    def _pinned_fit(self) -> PhaseData:
+        total = sum(self.pinned_shares.values())
+        if total >= 1:
+            raise ValueError(f"pinned_shares sum to {total:.3f}; must be < 1")
+        if isinstance(self.languages, list):
+            outside = sorted(set(self.pinned_shares) - set(self.languages))
+            if outside:
+                raise ValueError(f"pinned_shares names {outside}, which are not in data.languages")
+        return self
 
 
 class LRConfig(_Strict):
     peak: PositiveFloat
-    warmup_tokens: NonNegInt = 0
-    decay: Literal["none", "linear", "one_minus_sqrt"] = "none"
-    decay_tokens: NonNegInt = Field(0, description="decay window at the end of the phase")
-    final_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    warmup_tokens: NonNegInt
+    decay: Literal["none", "linear", "one_minus_sqrt"]
+    decay_tokens: NonNegInt = Field(description="decay window at the end of the phase")
+    final_fraction: Annotated[float, Field(ge=0, le=1)]
+
+    @model_validator(mode="after")
+    def _decay_is_consistent(self) -> LRConfig:
+        if self.decay == "none" and self.decay_tokens:
+            raise ValueError(f"lr.decay_tokens = {self.decay_tokens} but lr.decay is 'none'; set 0 or a decay shape")
+        if self.decay != "none" and not self.decay_tokens:
+            raise ValueError(f"lr.decay = {self.decay!r} needs lr.decay_tokens > 0")
+        return self
 
 
 class BatchConfig(_Strict):
-    size: PositiveInt = Field(description="global batch, in packed sequences")
-    warmup_from: PositiveInt | None = Field(None, description="batch-size warmup start")
-    warmup_tokens: NonNegInt = 0
+    """Global batch in packed sequences; each worker runs its share in micro-batches.
+
+    warmup 'micro_batches' is the official schedule: from one micro-batch per worker, growing
+    by one micro-batch per worker, each size held for the same number of steps, over
+    warmup_tokens. 'linear' ramps from warmup_from to size. 'none' starts at size.
+    """
+
+    size: PositiveInt
+    micro_batch_size: PositiveInt = Field(description="sequences per worker per forward pass")
+    warmup: Literal["none", "linear", "micro_batches"]
+    warmup_from: PositiveInt | None = Field(description="start size of a 'linear' warmup")
+    warmup_tokens: NonNegInt
+
+    @model_validator(mode="after")
+    def _warmup_is_complete(self) -> BatchConfig:
+        if self.warmup == "linear":
+            if not self.warmup_from or not self.warmup_tokens:
+                raise ValueError("batch.warmup 'linear' needs batch.warmup_from and batch.warmup_tokens > 0")
+            if self.warmup_from > self.size:
+                raise ValueError(f"batch.warmup_from = {self.warmup_from} exceeds batch.size {self.size}")
+        elif self.warmup_from is not None:
+            raise ValueError(f"batch.warmup_from = {self.warmup_from} is only used by warmup 'linear' "
+                             f"(warmup is {self.warmup!r}); set it to null")
+        if self.warmup == "micro_batches" and not self.warmup_tokens:
+            raise ValueError("batch.warmup 'micro_batches' needs batch.warmup_tokens > 0")
+        if self.warmup == "none" and self.warmup_tokens:
+            raise ValueError(f"batch.warmup_tokens = {self.warmup_tokens} but batch.warmup is 'none'")
+        return self
 
 
 class PhaseConfig(_Strict):
@@ -129,15 +190,12 @@ class PhaseConfig(_Strict):
     weight_decay: Annotated[float, Field(ge=0)]
 
     @model_validator(mode="after")
-    def _decay_window_fits(self) -> PhaseConfig:
+    def _schedules_fit_the_phase(self) -> PhaseConfig:
         if self.lr.warmup_tokens + self.lr.decay_tokens > self.data.tokens:
-            raise ValueError(
-                f"lr.warmup_tokens + lr.decay_tokens = "
-                f"{self.lr.warmup_tokens + self.lr.decay_tokens} exceeds data.tokens "
-                f"{self.data.tokens}"
-            )
-        if self.data.seq_len > 0 and self.batch.warmup_from and self.batch.warmup_from > self.batch.size:
-            raise ValueError("batch.warmup_from must not exceed batch.size")
+            raise ValueError(f"lr.warmup_tokens + lr.decay_tokens = {self.lr.warmup_tokens + self.lr.decay_tokens} "
+                             f"exceeds data.tokens {self.data.tokens}")
+        if self.batch.warmup_tokens > self.data.tokens:
+            raise ValueError(f"batch.warmup_tokens = {self.batch.warmup_tokens} exceeds data.tokens {self.data.tokens}")
         return self
 
 
@@ -147,39 +205,63 @@ class HeldoutConfig(_Strict):
     mask_rate: Annotated[float, Field(gt=0, lt=1)]
     seq_len: PositiveInt
     batch_size: PositiveInt
-    seed: int = 0
+    seed: NonNegInt
+
+
+class OptimizerConfig(_Strict):
+    """stable_adamw: the official optimizer (per-tensor update clipping, no global clipping);
+    adamw: torch AdamW. Both decay weights fully decoupled from the LR (wd at the peak LR)."""
+
+    name: Literal["stable_adamw", "adamw"]
+    betas: tuple[Beta, Beta]
+    eps: PositiveFloat
+    grad_clip: Annotated[float, Field(ge=0, description="global gradient-norm clip; 0 = none")]
 
 
 class TrainConfig(_Strict):
+    """What changes a training result (how it is executed is `runtime`)."""
+
     num_workers: PositiveInt
-    cpus_per_worker: PositiveFloat
-    use_gpu: bool = False
-    ray_address: str | None = Field(None, description="an existing Ray cluster; None starts one")
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
-    precision: Literal["fp32", "bf16"] = "fp32"
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]
-    eps: PositiveFloat = 1e-8
-    grad_clip: Annotated[float, Field(ge=0)] = 1.0
-    log_every: PositiveInt = 10
-    checkpoint_every: PositiveInt = 100
-    torch_threads: PositiveInt = 1
+    use_gpu: bool
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"]
+    precision: Literal["fp32", "bf16"]
+    optimizer: OptimizerConfig
     heldout: HeldoutConfig = Field(description="the end-of-phase held-out loss (kept apart from eval's)")
+
+    @model_validator(mode="after")
+    def _flash_needs_gpu(self) -> TrainConfig:
+        if self.attn_implementation == "flash_attention_2" and not self.use_gpu:
+            raise ValueError("train.attn_implementation 'flash_attention_2' needs train.use_gpu: true")
+        return self
+
+
+class RuntimeConfig(_Strict):
+    """How a run is executed; no stage output depends on these, so DVC tracks none of them."""
+
+    ray_address: str | None = Field(description="an existing Ray cluster; null: $RAY_ADDRESS, else a local one")
+    cpus_per_worker: PositiveFloat
+    torch_threads: PositiveInt
+    log_every: PositiveInt
+    checkpoint_every: PositiveInt
+    stage_retries: NonNegInt = Field(description="Prefect retries of a failed stage (a retry resumes it)")
+    retry_delay_seconds: NonNegInt
 
 
 class MergeConfig(_Strict):
-    method: Literal["ties"] = "ties"
+    method: Literal["ties"]
     base: str
     models: list[str] = Field(min_length=2)
     density: Annotated[float, Field(gt=0, le=1)]
-    weights: list[PositiveFloat] | None = None
-    normalize: bool = True
+    weights: list[PositiveFloat] | None
+    normalize: bool
 
     @model_validator(mode="after")
-    def _weights_match_models(self) -> MergeConfig:
+    def _models_are_distinct(self) -> MergeConfig:
+        _no_repeats(self.models)
+        if self.base in self.models:
+            raise ValueError(f"merge.models lists the base {self.base!r}; TIES merges task vectors relative to it")
         if self.weights is not None and len(self.weights) != len(self.models):
-            raise ValueError(
-                f"weights has {len(self.weights)} entries but models has {len(self.models)}"
-            )
+            raise ValueError(f"merge.weights has {len(self.weights)} entries but merge.models has {len(self.models)}")
         return self
 
 
@@ -199,11 +281,16 @@ class BitextConfig(_Strict):
 
 class EvalConfig(_Strict):
     heldout: HeldoutConfig
-    seed: int = 0
+    seed: NonNegInt
     models: list[str] = Field(min_length=1, description="held-out loss for these: phase names and/or 'merged'")
     downstream_models: list[str] = Field(min_length=1, description="language ID and bitext for these (a subset of models)")
     langid: LangIdConfig
     bitext: BitextConfig
+
+    @field_validator("models", "downstream_models")
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        return _no_repeats(models)
 
 
 class BenchConfig(_Strict):
@@ -214,19 +301,24 @@ class BenchConfig(_Strict):
     variable_sd: PositiveFloat
     batch_size: PositiveInt
     repeats: PositiveInt
-    warmup: NonNegInt = 1
-    threads: PositiveInt = 2
+    warmup: NonNegInt
+    threads: PositiveInt
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        return _no_repeats(models)
 
 
 class PipelineConfig(_Strict):
-    profile: str
-    seed: int
+    seed: NonNegInt
     output_dir: str
     corpus: CorpusConfig
     tokenizer: TokenizerConfig
     model: ModelConfig
     phases: dict[str, PhaseConfig] = Field(min_length=1)
     train: TrainConfig
+    runtime: RuntimeConfig
     merge: MergeConfig
     eval: EvalConfig
     bench: BenchConfig
@@ -235,6 +327,10 @@ class PipelineConfig(_Strict):
     def _phases_form_a_tree(self) -> PipelineConfig:
         """One phase starts from scratch; every other starts from an existing phase, acyclically."""
         names = list(self.phases)
+        for name in names:
+            if not PHASE_NAME.match(name):
+                raise ValueError(f"phases.{name}: a phase name is lower-case letters, digits, '-' and '_' "
+                                 "(it names DVC stages and folders)")
         roots = [n for n in names if self.phases[n].init_from is None]
         if len(roots) != 1:
             extra = roots[1] if roots else names[0]
@@ -251,6 +347,34 @@ class PipelineConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _lengths_fit_the_model(self) -> PipelineConfig:
+        limit = self.model.max_position_embeddings
+        lengths = {f"phases.{n}.data.seq_len": p.data.seq_len for n, p in self.phases.items()} | {
+            "train.heldout.seq_len": self.train.heldout.seq_len,
+            "eval.heldout.seq_len": self.eval.heldout.seq_len,
+            "eval.langid.max_length": self.eval.langid.max_length,
+            "eval.bitext.max_length": self.eval.bitext.max_length,
+        }
+        for key, length in lengths.items():
+            if length > limit:
+                raise ValueError(f"{key} = {length} exceeds model.max_position_embeddings {limit}")
+        return self
+
+    @model_validator(mode="after")
+    def _batches_split_over_workers(self) -> PipelineConfig:
+        workers = self.train.num_workers
+        for name, phase in self.phases.items():
+            b = phase.batch
+            unit = workers * b.micro_batch_size if b.warmup == "micro_batches" else workers
+            what = f"{workers} workers x micro_batch_size {b.micro_batch_size}" if unit != workers else f"{workers} workers"
+            if b.size % unit:
+                raise ValueError(f"phases.{name}.batch.size = {b.size} is not divisible by {what} = {unit}")
+            if b.warmup_from is not None and b.warmup_from % workers:
+                raise ValueError(f"phases.{name}.batch.warmup_from = {b.warmup_from} is not divisible by "
+                                 f"train.num_workers {workers}")
+        return self
+
+    @model_validator(mode="after")
     def _merge_and_eval_name_phases(self) -> PipelineConfig:
         names = set(self.phases)
         for key, ref in [("merge.base", self.merge.base)] + [
@@ -258,6 +382,10 @@ class PipelineConfig(_Strict):
         ]:
             if ref not in names:
                 raise ValueError(f"{key}: {ref!r} is not a phase; expected one of {sorted(names)}")
+        for i, m in enumerate(self.merge.models):
+            if self.merge.base not in self.ancestors(m):
+                raise ValueError(f"merge.models[{i}]: {m!r} does not start from merge.base {self.merge.base!r} "
+                                 f"(its chain is {self.ancestors(m)})")
         for i, m in enumerate(self.eval.models):
             if m != "merged" and m not in names:
                 raise ValueError(f"eval.models[{i}]: {m!r} is neither 'merged' nor a phase {sorted(names)}")
@@ -265,6 +393,14 @@ class PipelineConfig(_Strict):
             if m not in self.eval.models:
                 raise ValueError(f"eval.downstream_models[{i}]: {m!r} is not in eval.models {self.eval.models}")
         return self
+
+    def ancestors(self, phase: str) -> list[str]:
+        """The phases `phase` starts from, nearest first."""
+        chain, base = [], self.phases[phase].init_from
+        while base is not None and base not in chain:
+            chain.append(base)
+            base = self.phases[base].init_from if base in self.phases else None
+        return chain
 
     def phase_order(self) -> list[str]:
         """Phases in an order where every phase comes after its base (params order kept)."""
@@ -276,23 +412,26 @@ class PipelineConfig(_Strict):
             order.extend(ready)
 
 
-def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML with duplicate keys is an error: last-wins would silently drop a setting."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {line}; first on line {seen[key]})", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
-def available_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping; a missing file, bad syntax or a duplicate key raises ConfigError."""
+    path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
@@ -300,17 +439,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
-
-
-def resolve_params(raw: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
-    """Apply the profile named by `profile` to a raw params mapping."""
-    profile = raw.get("profile", EMBEDDED_PROFILE)
-    path = PROFILES_DIR / f"{profile}.yaml"
-    if not isinstance(profile, str) or not path.is_file():
-        raise ConfigError(
-            f"{source}: profile = {profile!r} is unknown; expected one of {available_profiles()}"
-        )
-    return _deep_merge(raw, _read_yaml(path))
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:
@@ -321,6 +449,9 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         key = ".".join(p for p in key.split(".") if p not in {"literal['all']", "int", "list[str]"})
         value = err.get("input")
         message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            lines.append(f"  - {key}: missing (params.yaml must set every key; see mmbert/presets/embedded.yaml)")
+            continue
         if not key:  # a whole-config check; its message starts with the key
             lines.append(f"  - {message}")
             continue
@@ -330,19 +461,14 @@ def _format_errors(exc: ValidationError, source: str) -> str:
 
 
 def parse_config(raw: dict[str, Any], source: str = "params.yaml") -> PipelineConfig:
-    resolved = resolve_params(raw, source)
     try:
-        return PipelineConfig.model_validate(resolved)
+        return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
 
 
-def load_config(path: str | Path = "params.yaml", *, check_corpus: bool = True) -> PipelineConfig:
-    """Read, resolve and validate a params file (and its languages against the corpus)."""
+def load_config(path: str | Path = "params.yaml") -> PipelineConfig:
+    """Read and validate a params file. Checks against the corpus's languages live in
+    mmbert.corpus.catalog, so that a stage's code is only what it runs."""
     path = Path(path)
-    cfg = parse_config(_read_yaml(path), str(path))
-    if check_corpus:
-        from mmbert.corpus.catalog import check_phase_languages
-
-        check_phase_languages(cfg, source=str(path))
-    return cfg
+    return parse_config(read_yaml(path), str(path))

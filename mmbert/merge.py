@@ -12,6 +12,7 @@ from pathlib import Path
 from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import MergeConfig, PipelineConfig
 from mmbert.io import atomic_dir, write_json
+from mmbert.stages import write_record
 
 log = logging.getLogger("mmbert.merge")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -66,6 +67,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
         params = check_loads(tmp / "model")
         write_json(tmp / "merge.json", {"base": cfg.merge.base, "models": cfg.merge.models, "mergekit": spec,
                                         "parameters": params})
+        write_record(tmp, cfg, "merge")
     log.info("merge: TIES of %s on %s (density %.2f) -> %s", cfg.merge.models, cfg.merge.base, cfg.merge.density, target)
 
 

@@ -17,6 +17,8 @@ from mmbert.config import PipelineConfig
 from mmbert.io import atomic_dir, read_json, read_jsonl, sha256_file, write_json
 from mmbert.packing import pack_documents, packing_efficiency
 from mmbert.schedules import active_languages, temperature_probabilities
+from mmbert.seeding import Stream, derive_seed, name_key
+from mmbert.stages import write_record
 from mmbert.tokenizer import load_tokenizer, special_ids
 
 log = logging.getLogger("mmbert.mix")
@@ -98,7 +100,7 @@ def build_mix(cfg: PipelineConfig, phase: str) -> tuple[np.ndarray, dict[str, ob
         probs = temperature_probabilities(sizes, data.temperature, data.pinned_shares)
     except ValueError as exc:
         raise ValueError(f"phases.{phase}.data.pinned_shares: {exc}") from None
-    chosen, taken = sample_documents(docs, probs, data.tokens, seed=cfg.seed + _phase_salt(phase))
+    chosen, taken = sample_documents(docs, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)))
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32
     packed = pack_documents(chosen, data.seq_len, cls_id=ids.cls, sep_id=ids.sep, pad_id=ids.pad, dtype=np.dtype(dtype))
     total = sum(taken.values())
@@ -120,10 +122,6 @@ def build_mix(cfg: PipelineConfig, phase: str) -> tuple[np.ndarray, dict[str, ob
     return packed, manifest
 
 
-def _phase_salt(phase: str) -> int:
-    return sum(ord(c) * 31**i for i, c in enumerate(phase)) % 100_003
-
-
 def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     phase = require_phase(cfg, args.phase)
     packed, manifest = build_mix(cfg, phase)
@@ -131,6 +129,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     with atomic_dir(target) as tmp:
         manifest["shards"] = write_shards(packed, tmp)
         write_json(tmp / "manifest.json", manifest)
+        write_record(tmp, cfg, f"mix@{phase}")
     top = list(manifest["per_language"].items())[:5]
     log.info(
         "mix@%s: %d languages, %d sequences of %d tokens (%.1f%% packed), top shares %s -> %s",

@@ -1,8 +1,12 @@
-"""Model presets → transformers `ModernBertConfig` / `ModernBertForMaskedLM`.
+"""Architecture settings → transformers `ModernBertConfig` / `ModernBertForMaskedLM`.
 
-The architecture comes from the config (`model` section, or a profile's for the paper
-sizes); RoPE theta is set per phase, global AND local (mmBERT raises both to 160k from
-mid-training on, unlike ModernBERT which kept local at 10k).
+The architecture comes from params.yaml's `model` section (or `presets/architectures.yaml`
+for the paper sizes); RoPE theta is set per phase, global AND local (mmBERT raises both to
+160k from mid-training on, unlike ModernBERT which kept local at 10k).
+
+Dropout follows the official runs: attention output 0.1, attention probabilities 0.
+transformers has one knob (`attention_dropout`) for both, so the config carries the output
+rate and `split_attention_dropout` sets the probability rate on each attention module.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
+from mmbert.config import ModelConfig, read_yaml
 
-from mmbert.config import PROFILES_DIR, ModelConfig
+ARCHITECTURES = Path(__file__).parent / "presets" / "architectures.yaml"
 
 if TYPE_CHECKING:
+    import torch
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
 
@@ -33,13 +38,12 @@ class SpecialIds:
         return [self.pad, self.sep, self.cls, self.unk, self.mask]
 
 
-def profile_architecture(profile: str) -> tuple[ModelConfig, int]:
-    """(architecture, vocab size) of a named profile, e.g. 'paper-small'."""
-    path = PROFILES_DIR / f"{profile}.yaml"
-    if not path.is_file():
-        raise ValueError(f"no profile {profile!r} in {PROFILES_DIR}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return ModelConfig.model_validate(data["model"]), int(data["tokenizer"]["vocab_size"])
+def architecture(name: str) -> tuple[ModelConfig, int]:
+    """(architecture, vocabulary size) of a named model in presets/architectures.yaml."""
+    table = read_yaml(ARCHITECTURES)
+    if name not in table:
+        raise ValueError(f"{ARCHITECTURES}: no architecture {name!r}; expected one of {sorted(table)}")
+    return ModelConfig.model_validate(table[name]["model"]), int(table[name]["vocab_size"])
 
 
 def rope_parameters(theta_global: float, theta_local: float) -> dict[str, dict[str, object]]:
@@ -70,7 +74,7 @@ def build_config(
         global_attn_every_n_layers=model.global_attn_every_n_layers,
         local_attention=model.local_attention,
         max_position_embeddings=model.max_position_embeddings,
-        attention_dropout=model.attention_dropout,
+        attention_dropout=model.attention_output_dropout,
         norm_eps=model.norm_eps,
         initializer_range=model.initializer_range,
         pad_token_id=special.pad,
@@ -85,12 +89,26 @@ def build_config(
     )
 
 
-def new_model(config: ModernBertConfig, seed: int) -> ModernBertForMaskedLM:
+def split_attention_dropout(model: torch.nn.Module, output_p: float, probs_p: float) -> None:
+    """Dropout `output_p` on each attention output and `probs_p` on attention probabilities."""
+    import torch
+
+    for module in model.modules():
+        if hasattr(module, "out_drop") and hasattr(module, "attention_dropout"):
+            module.out_drop = torch.nn.Dropout(output_p) if output_p > 0 else torch.nn.Identity()
+            module.attention_dropout = probs_p
+    model.config.attention_dropout = output_p
+
+
+def new_model(config: ModernBertConfig, seed: int, dropout: ModelConfig | None = None) -> ModernBertForMaskedLM:
     import torch
     from transformers import ModernBertForMaskedLM
 
     torch.manual_seed(seed)
-    return ModernBertForMaskedLM(config)
+    mlm = ModernBertForMaskedLM(config)
+    if dropout is not None:
+        split_attention_dropout(mlm, dropout.attention_output_dropout, dropout.attention_probs_dropout)
+    return mlm
 
 
 def load_model(
@@ -100,11 +118,13 @@ def load_model(
     rope_theta_local: float | None = None,
     attn_implementation: str = "sdpa",
     sparse_prediction: bool | None = None,
+    dropout: ModelConfig | None = None,
 ) -> ModernBertForMaskedLM:
     """Load a checkpoint, optionally with the next phase's RoPE theta.
 
     RoPE frequencies are buffers computed from the config, not stored weights, so a
-    new theta takes effect by editing the config before the model is built.
+    new theta takes effect by editing the config before the model is built. `dropout`
+    (a training run's model settings) sets the official dropout split.
     """
     from transformers import AutoConfig, ModernBertForMaskedLM
 
@@ -116,5 +136,8 @@ def load_model(
     )
     if sparse_prediction is not None:
         config.sparse_prediction = sparse_prediction
-    return ModernBertForMaskedLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
+    mlm = ModernBertForMaskedLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
+    if dropout is not None:
+        split_attention_dropout(mlm, dropout.attention_output_dropout, dropout.attention_probs_dropout)
+    return mlm
 

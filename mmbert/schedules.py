@@ -50,16 +50,29 @@ def phase_lr_at(tokens: int, lr: LRConfig, total_tokens: int) -> float:
     )
 
 
-def batch_size_at(tokens: int, batch: BatchConfig, multiple_of: int = 1) -> int:
-    """Global batch (sequences): linear ramp from warmup_from to size over warmup_tokens.
+def batch_size_at(tokens: int, batch: BatchConfig, workers: int = 1) -> int:
+    """Global batch (sequences) after `tokens` tokens of the phase, by `batch.warmup`:
 
-    Rounded down to a multiple of the worker count so every worker gets the same share.
+    - none: always `size`;
+    - linear: a ramp from warmup_from to size over warmup_tokens, rounded down to a
+      multiple of the worker count so every worker gets the same share;
+    - micro_batches (the official schedule): k micro-batches per worker, k = 1, 2, ...,
+      K-1, then K = size / (workers x micro_batch_size); size k is held while the tokens
+      seen are below warmup_tokens x (1 + ... + k) / (1 + ... + K-1), so every size lasts
+      the same number of steps.
     """
-    if not batch.warmup_from or not batch.warmup_tokens or tokens >= batch.warmup_tokens:
-        size = batch.size
-    else:
+    if batch.warmup == "none" or tokens >= batch.warmup_tokens:
+        return batch.size
+    if batch.warmup == "linear":
         size = batch.warmup_from + (batch.size - batch.warmup_from) * tokens / batch.warmup_tokens
-    return max(multiple_of, int(size) // multiple_of * multiple_of)
+        return max(workers, int(size) // workers * workers)
+    unit = workers * batch.micro_batch_size
+    steps_up = batch.size // unit - 1
+    total = steps_up * (steps_up + 1) // 2
+    for k in range(1, steps_up + 1):
+        if tokens * total < batch.warmup_tokens * (k * (k + 1) // 2):
+            return k * unit
+    return batch.size
 
 
 def temperature_probabilities(
@@ -116,11 +129,11 @@ def curriculum(cfg: PipelineConfig) -> list[dict[str, object]]:
     ]
 
 
-def phase_steps(phase: PhaseConfig, multiple_of: int = 1) -> list[tuple[int, int, float]]:
+def phase_steps(phase: PhaseConfig, workers: int = 1) -> list[tuple[int, int, float]]:
     """(batch size, tokens before the step, lr) for every optimizer step of a phase."""
     steps, tokens = [], 0
     while tokens < phase.data.tokens:
-        size = batch_size_at(tokens, phase.batch, multiple_of)
+        size = batch_size_at(tokens, phase.batch, workers)
         steps.append((size, tokens, phase_lr_at(tokens, phase.lr, phase.data.tokens)))
         tokens += size * phase.data.seq_len
     return steps

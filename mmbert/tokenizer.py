@@ -14,6 +14,7 @@ from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import PipelineConfig, TokenizerConfig
 from mmbert.io import atomic_dir, read_jsonl, write_json
 from mmbert.modeling import SpecialIds
+from mmbert.stages import write_record
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -92,6 +93,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     with atomic_dir(target) as tmp:
         tokenizer.save_pretrained(str(tmp))
         write_json(tmp / "special_ids.json", special_ids(tokenizer).__dict__)
+        write_record(tmp, cfg, "tokenizer")
     log.info("tokenizer: %d tokens, special ids %s -> %s", len(tokenizer), special_ids(tokenizer), target)
 
 

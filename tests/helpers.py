@@ -1,21 +1,19 @@
-"""Small pipelines built in-process for tests: the micro profile's corpus, tokenizer and a
+"""Small pipelines built in-process for tests: the micro preset's corpus, tokenizer and a
 phase mix, written under a temporary folder by the same functions the stages use."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
-import yaml
 
 from mmbert.config import PipelineConfig, parse_config
+from mmbert.preset import preset_values
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def micro_config(output_dir: Path, **overrides) -> PipelineConfig:
-    raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
-    raw["profile"] = "micro"
+    raw = preset_values("micro")
     raw["output_dir"] = str(output_dir)
     raw.update(overrides)
     return parse_config(raw)

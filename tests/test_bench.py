@@ -6,7 +6,7 @@ import torch
 from mmbert.bench import batches, document_lengths, throughput
 from mmbert.config import BenchConfig
 
-CFG = BenchConfig(models=["xlmr-base"], documents=500, fixed_length=128, variable_mean=64, variable_sd=16,
+CFG = BenchConfig(models=["xlmr-base"], documents=500, fixed_length=128, variable_mean=64, variable_sd=16, threads=2,
                   batch_size=8, repeats=2, warmup=0)
 
 

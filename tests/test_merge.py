@@ -11,7 +11,8 @@ from mmbert.merge import check_loads, ties_merge
 from mmbert.modeling import build_config, new_model
 
 ARCH = ModelConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
-                   local_attention=8, global_attn_every_n_layers=2, max_position_embeddings=32)
+                   local_attention=8, global_attn_every_n_layers=2, max_position_embeddings=32,
+                   attention_output_dropout=0.0, attention_probs_dropout=0.0, norm_eps=1e-5, initializer_range=0.02)
 
 
 def direct_ties(base: torch.Tensor, models: list[torch.Tensor], density: float, weights: list[float]) -> torch.Tensor:
@@ -50,7 +51,7 @@ def _checkpoints(tmp_path):
 def test_mergekit_ties_equals_direct_ties(tmp_path):
     base, models = _checkpoints(tmp_path)
     weights = [1.0, 0.5, 2.0]
-    ties_merge(MergeConfig(base="b", models=["x", "y", "z"], density=0.4, weights=weights), base, models, tmp_path / "out")
+    ties_merge(MergeConfig(method="ties", base="b", models=["x", "y", "z"], density=0.4, weights=weights, normalize=True), base, models, tmp_path / "out")
     merged = load_file(str(tmp_path / "out" / "model.safetensors"))
     base_w = load_file(str(base / "model.safetensors"))
     model_ws = [load_file(str(m / "model.safetensors")) for m in models]
@@ -64,7 +65,7 @@ def test_mergekit_ties_equals_direct_ties(tmp_path):
 
 def test_merged_model_loads_complete(tmp_path):
     base, models = _checkpoints(tmp_path)
-    ties_merge(MergeConfig(base="b", models=["x", "y", "z"], density=0.5), base, models, tmp_path / "out")
+    ties_merge(MergeConfig(method="ties", base="b", models=["x", "y", "z"], density=0.5, weights=None, normalize=True), base, models, tmp_path / "out")
     assert check_loads(tmp_path / "out") > 0
     model = AutoModelForMaskedLM.from_pretrained(tmp_path / "out")
     assert model.decoder.weight is model.model.embeddings.tok_embeddings.weight

@@ -10,7 +10,8 @@ from mmbert.config import ModelConfig
 from mmbert.modeling import SpecialIds, build_config, load_model, new_model
 
 ARCH = ModelConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=48,
-                   local_attention=8, global_attn_every_n_layers=3, max_position_embeddings=64)
+                   local_attention=8, global_attn_every_n_layers=3, max_position_embeddings=64,
+                   attention_output_dropout=0.0, attention_probs_dropout=0.0, norm_eps=1e-5, initializer_range=0.02)
 
 
 def test_architecture_follows_modernbert():

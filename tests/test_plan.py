@@ -22,7 +22,7 @@ def test_dvc_train_chain_matches_params(repo_root):
 
 
 def test_mismatch_is_reported(repo_root, raw_params):
-    raw_params["phases"]["decay-all"]["init_from"] = "pretrain"
+    raw_params["phases"]["decay-all"]["init_from"] = "decay-eng"
     with pytest.raises(ConfigError, match="dvc.yaml"):
         check_dvc_matches(parse_config(raw_params), repo_root)
 

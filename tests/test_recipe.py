@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from mmbert.config import parse_config
-from mmbert.modeling import build_config, profile_architecture
+from mmbert.modeling import architecture, build_config
+from mmbert.preset import preset_values
+from mmbert.schedules import batch_size_at
 
 T = 1_000_000_000_000
 B = 1_000_000_000
@@ -43,9 +45,8 @@ ENGLISH_SHARE = {"decay-eng": 0.179, "decay-cont": 0.132, "decay-all": 0.102}
 
 
 @pytest.fixture(params=["small", "base"])
-def preset(request, raw_params):
-    raw_params["profile"] = f"paper-{request.param}"
-    return request.param, parse_config(raw_params)
+def preset(request):
+    return request.param, parse_config(preset_values(f"paper-{request.param}"))
 
 
 def _check_phase(phase, want):
@@ -65,7 +66,8 @@ def test_preset_phases_match_the_recipe(preset):
     want = RECIPE[size]
     _check_phase(cfg.phases["pretrain"], want["pretrain"])
     pre = cfg.phases["pretrain"]
-    assert (pre.batch.warmup_from, pre.batch.warmup_tokens) == (want["pretrain"]["batch_from"], want["pretrain"]["batch_warmup"])
+    assert (pre.batch.warmup, pre.batch.micro_batch_size, pre.batch.warmup_tokens) == (
+        "micro_batches", want["pretrain"]["batch_from"], want["pretrain"]["batch_warmup"])
     assert pre.lr.warmup_tokens == want["pretrain"]["warmup"]
     assert pre.data.languages == want["pretrain"]["langs"]
     _check_phase(cfg.phases["midtrain"], want["midtrain"])
@@ -87,9 +89,9 @@ def test_preset_architecture_and_size(preset):
 
     size, cfg = preset
     assert cfg.model.model_dump(include=set(RECIPE[size]["arch"])) == RECIPE[size]["arch"]
-    assert cfg.model.attention_dropout == 0.1
+    assert (cfg.model.attention_output_dropout, cfg.model.attention_probs_dropout) == (0.1, 0.0)
     assert cfg.tokenizer.vocab_size == 256_000 and cfg.tokenizer.pretrained == "google/gemma-2-9b"
-    arch, vocab = profile_architecture(f"paper-{size}")
+    arch, vocab = architecture(f"paper-{size}")
     with torch.device("meta"):
         model = ModernBertForMaskedLM(build_config(arch, vocab))
     total = sum(p.numel() for p in model.parameters())
@@ -104,9 +106,35 @@ def test_language_counts_match_the_paper_table(repo_root):
     with (repo_root / "mmbert" / "data" / "mmbert_language_counts.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     active = {col: sum(int(r[col]) > 0 for r in rows) for col in ("pretrain", "ext", "decay-eng", "decay-all")}
-    raw = yaml.safe_load((repo_root / "mmbert" / "profiles" / "paper-small.yaml").read_text())
+    raw = yaml.safe_load((repo_root / "mmbert" / "presets" / "paper-small.yaml").read_text())
     phases = raw["phases"]
     assert phases["pretrain"]["data"]["languages"] == active["pretrain"] == 61
     assert phases["midtrain"]["data"]["languages"] == active["ext"] == 110
     assert phases["decay-eng"]["data"]["languages"] == active["decay-eng"] == 110
     assert active["decay-all"] == 1834 and phases["decay-all"]["data"]["languages"] == "all"
+
+
+# From JHU-CLSP/mmBERT configs/mmBERT-{small,base}{,-ext,-decay}.yaml (recipe, "Corrections").
+OFFICIAL = {
+    "small": {"micro": {"pretrain": 48, "midtrain": 8, "decay": 8}, "seed": 21},
+    "base": {"micro": {"pretrain": 48, "midtrain": 6, "decay": 6}, "seed": 21},
+}
+
+
+def test_presets_follow_the_official_training_configs(preset):
+    """StableAdamW with decoupled decay and no global clipping, betas (0.9, 0.95), eps 1e-8;
+    dropout on the attention output only; batch warmup from one micro-batch per GPU."""
+    size, cfg = preset
+    opt = cfg.train.optimizer
+    assert (opt.name, tuple(opt.betas), opt.eps, opt.grad_clip) == ("stable_adamw", (0.9, 0.95), 1e-8, 0.0)
+    assert (cfg.model.attention_output_dropout, cfg.model.attention_probs_dropout) == (0.1, 0.0)
+    assert cfg.train.precision == "bf16" and cfg.seed == OFFICIAL[size]["seed"]
+    micro = OFFICIAL[size]["micro"]
+    for name, phase in cfg.phases.items():
+        assert phase.batch.micro_batch_size == micro["decay" if name.startswith("decay") else name]
+    pre = cfg.phases["pretrain"]
+    workers = cfg.train.num_workers
+    assert batch_size_at(0, pre.batch, workers) == workers * 48  # one micro-batch per GPU
+    assert batch_size_at(pre.batch.warmup_tokens, pre.batch, workers) == 4608
+    assert {batch_size_at(t, pre.batch, workers) % (workers * 48) for t in range(0, pre.batch.warmup_tokens, 10**9)} == {0}
+    assert all(p.batch.warmup == "none" for n, p in cfg.phases.items() if n != "pretrain")

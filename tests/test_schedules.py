@@ -39,18 +39,51 @@ def test_linear_decay_closed_form(progress):
 
 
 def test_decay_reaches_the_floor_exactly():
-    lr = LRConfig(peak=PEAK, decay="one_minus_sqrt", decay_tokens=100, final_fraction=0.02)
+    lr = LRConfig(peak=PEAK, warmup_tokens=0, decay="one_minus_sqrt", decay_tokens=100, final_fraction=0.02)
     assert phase_lr_at(100, lr, total_tokens=100) == pytest.approx(0.02 * PEAK)
     assert phase_lr_at(10**6, lr, total_tokens=100) == pytest.approx(0.02 * PEAK)
 
 
+def _batch(**kw) -> BatchConfig:
+    return BatchConfig(**({"size": 4608, "micro_batch_size": 48, "warmup": "none", "warmup_from": None,
+                           "warmup_tokens": 0} | kw))
+
+
 def test_batch_size_warmup_is_linear_and_rounded_to_workers():
-    batch = BatchConfig(size=4608, warmup_from=48, warmup_tokens=60_000)
+    batch = _batch(warmup="linear", warmup_from=48, warmup_tokens=60_000)
     assert batch_size_at(0, batch) == 48
     assert batch_size_at(30_000, batch) == 48 + (4608 - 48) // 2
     assert batch_size_at(60_000, batch) == 4608
     assert batch_size_at(10**9, batch) == 4608
-    assert batch_size_at(12_345, batch, multiple_of=8) % 8 == 0
+    assert batch_size_at(12_345, batch, workers=8) == (48 + (4608 - 48) * 12_345 / 60_000) // 8 * 8
+
+
+def test_micro_batch_warmup_exact_values():
+    """The official schedule on 8 workers x 48: K = 4608 / 384 = 12 sizes; sizes 1..11 micro-
+    batches per worker, size k while tokens < T * (1+...+k) / (1+...+11) = T * k(k+1)/132."""
+    batch = _batch(warmup="micro_batches", warmup_tokens=132_000)
+    expected = [(0, 384), (1_999, 384), (2_000, 768), (5_999, 768), (6_000, 1152), (12_000, 1536),
+                (109_999, 384 * 10), (110_000, 384 * 11), (131_999, 384 * 11), (132_000, 4608), (10**9, 4608)]
+    got = [(t, batch_size_at(t, batch, workers=8)) for t, _ in expected]
+    assert got == expected
+
+
+def test_micro_batch_warmup_holds_each_size_equally_long():
+    """At seq_len L, size k*u is held for T*k/(66*k*u*L) = T/(66*u*L) steps, the same for every k."""
+    from mmbert.schedules import phase_steps
+    from mmbert.config import PhaseConfig, PhaseData
+
+    phase = PhaseConfig(init_from=None, data=PhaseData(languages=1, temperature=1.0, tokens=40_000_000, seq_len=10,
+                                                        pinned_shares={}),
+                        mask_rate=0.3, rope_theta_global=1e4, rope_theta_local=1e4, weight_decay=0.0,
+                        lr=LRConfig(peak=1e-3, warmup_tokens=0, decay="none", decay_tokens=0, final_fraction=0.0),
+                        batch=_batch(size=48, micro_batch_size=2, warmup="micro_batches", warmup_tokens=3_300_000))
+    sizes = [size for size, _, _ in phase_steps(phase, workers=2)]
+    runs = [sizes.count(4 * k) for k in range(1, 12)]
+    assert sizes[0] == 4 and sorted(set(sizes)) == [4 * k for k in range(1, 13)]
+    assert max(runs) - min(runs) <= 1, runs  # 3.3M / (66 * 4 * 10) = 1250 steps each
+    assert runs[0] == 1250
+    assert sizes == sorted(sizes)
 
 
 def test_temperature_sampling_closed_form():

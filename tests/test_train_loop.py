@@ -38,7 +38,7 @@ def test_loss_falls(micro):
     assert trainer.done and trainer.progress.tokens >= cfg.phases["pretrain"].data.tokens
     first, last = sum(h["loss"] for h in history[:5]) / 5, sum(h["loss"] for h in history[-5:]) / 5
     assert last < first - 0.5, (first, last)
-    assert history[0]["batch"] == cfg.phases["pretrain"].batch.warmup_from
+    assert history[0]["batch"] == cfg.phases["pretrain"].batch.micro_batch_size  # one micro-batch, one worker
     assert history[-1]["batch"] == cfg.phases["pretrain"].batch.size
 
 

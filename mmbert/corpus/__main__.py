@@ -9,9 +9,11 @@ from collections import defaultdict
 
 from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import PipelineConfig
+from mmbert.corpus.catalog import check_corpus_fits
 from mmbert.corpus.sources import Document, build_sources
 from mmbert.corpus.split import split_documents
 from mmbert.io import atomic_dir, write_json, write_jsonl
+from mmbert.stages import write_record
 
 log = logging.getLogger("mmbert.corpus")
 
@@ -60,8 +62,11 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
             "eval_chars": sum(s["eval_chars"] for s in stats.values()),
             "per_language": stats,
         })
+        write_record(tmp, cfg, "corpus")
     log.info("corpus: %d languages, %d train / %d eval documents -> %s", len(stats), len(train), len(held), target)
 
 
 if __name__ == "__main__":
-    run_stage(main, stage_parser(__doc__))
+    # The first stage checks the whole params against the corpus, so `dvc repro` alone also
+    # fails before any work when a phase asks for languages the sources lack.
+    run_stage(main, stage_parser(__doc__), check=check_corpus_fits)

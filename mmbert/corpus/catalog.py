@@ -1,5 +1,6 @@
-"""Which languages the configured corpus can offer, known before the corpus is built,
-so that a phase asking for a language the corpus lacks fails before any stage runs."""
+"""Which languages the configured corpus can offer, known before the corpus is built, so
+that a phase or an evaluation asking for more than the corpus holds fails before any
+stage runs."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from functools import lru_cache
 from mmbert.config import ConfigError, PipelineConfig
 from mmbert.corpus.sources import build_sources
 
+PARALLEL_SOURCES = {"django"}  # sources whose documents share keys with English (bitext)
+
 
 @lru_cache(maxsize=8)
 def available_languages(sources: tuple[str, ...]) -> frozenset[str]:
     return frozenset().union(*(source.languages() for source in build_sources(list(sources))))
 
 
-def check_phase_languages(cfg: PipelineConfig, source: str = "params.yaml") -> None:
-    available = available_languages(tuple(cfg.corpus.sources))
+def _phase_problems(cfg: PipelineConfig, available: frozenset[str]) -> list[str]:
     problems = []
     for name, phase in cfg.phases.items():
         selection = phase.data.languages
@@ -29,5 +31,17 @@ def check_phase_languages(cfg: PipelineConfig, source: str = "params.yaml") -> N
         missing = sorted(set(phase.data.pinned_shares) - available)
         if missing:
             problems.append(f"phases.{name}.data.pinned_shares: {missing} not in the corpus")
+    return problems
+
+
+def check_corpus_fits(cfg: PipelineConfig, source: str = "params.yaml") -> None:
+    available = available_languages(tuple(cfg.corpus.sources))
+    problems = _phase_problems(cfg, available)
+    if cfg.eval.langid.languages > len(available):
+        problems.append(f"eval.langid.languages = {cfg.eval.langid.languages}: the corpus has only "
+                        f"{len(available)} languages")
+    if not PARALLEL_SOURCES & set(cfg.corpus.sources):
+        problems.append(f"corpus.sources = {cfg.corpus.sources}: bitext retrieval (eval.bitext) needs a "
+                        f"parallel source, one of {sorted(PARALLEL_SOURCES)}")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))

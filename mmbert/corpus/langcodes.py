@@ -10,6 +10,8 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 
+ENGLISH = "eng_Latn"
+
 # Macrolanguage (ISO 639-3) → the individual language FineWeb2 and the paper's table use.
 MACRO_TO_INDIVIDUAL = {
     "ara": "arb", "zho": "cmn", "est": "ekk", "msa": "zsm", "lav": "lvs", "aze": "azj",

@@ -11,9 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
-from mmbert.corpus.langcodes import detect_script, normalize
+from mmbert.corpus.langcodes import ENGLISH, detect_script, normalize
 
-ENGLISH = "eng_Latn"
 # After a sentence terminator followed by a space or a line end; CJK full stops need no space.
 _SENTENCE_END = re.compile(r"(?<=[.!?;\u0964\u0965\u1362\u1367\u061f\u06d4])\s+|(?<=[\u3002\uff01\uff1f])|\n+")
 

@@ -12,6 +12,7 @@ from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import PipelineConfig
 from mmbert.evaluate.report import decay_only_changes, render_report
 from mmbert.io import atomic_dir, read_json, write_json
+from mmbert.stages import write_record
 
 log = logging.getLogger("mmbert.eval")
 
@@ -88,6 +89,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
         write_json(tmp / "details.json", {"unigram_entropy_per_language": baseline["per_language"],
                                           "models": results, "groups": {g: sorted(v) for g, v in groups.items()}})
         (tmp / "report.md").write_text(render_report(metrics), encoding="utf-8")
+        write_record(tmp, cfg, "eval")
     log.info("eval: %d models -> %s", len(results), target)
 
 

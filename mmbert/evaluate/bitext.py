@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from mmbert.config import BitextConfig
-from mmbert.corpus.sources import ENGLISH
+from mmbert.corpus.langcodes import ENGLISH
 from mmbert.io import read_jsonl
 
 

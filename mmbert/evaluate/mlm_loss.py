@@ -8,7 +8,6 @@ several times so each contributes enough predictions to be measured.
 from __future__ import annotations
 
 import math
-import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from mmbert.io import read_jsonl
 from mmbert.masking import IGNORE_INDEX, mask_tokens
 from mmbert.modeling import SpecialIds
 from mmbert.packing import pack_documents
+from mmbert.seeding import Stream, derive_seed, name_key
 
 MIN_MASKED = 16
 MAX_REPEATS = 4
@@ -51,7 +51,7 @@ def masked_batches(
     for lang, packed in rows.items():
         real = int((packed != ids.pad).sum())
         repeats = min(MAX_REPEATS, max(1, math.ceil(MIN_MASKED / max(1.0, rate * real))))
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(lang.encode()))
+        gen = torch.Generator().manual_seed(derive_seed(seed, Stream.HELDOUT, name_key(lang)))
         for _ in range(repeats):
             x, y = mask_tokens(torch.from_numpy(packed), rate, mask_id=ids.mask, special_ids=ids.all(),
                                vocab_size=vocab_size, generator=gen)

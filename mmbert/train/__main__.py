@@ -1,6 +1,9 @@
 """Stage `train@<phase>`: a Ray Train run (TorchTrainer, DDP) that starts from the
 previous phase's checkpoint and writes an HF checkpoint (tokenizer included), the state to
-resume from, the loss per step and the held-out loss per language."""
+resume from, the loss per step and the held-out loss per language.
+
+A stage whose driver died (the flow killed, a preemption) continues from its last checkpoint
+when it is run again with the same inputs, params and code (see mmbert.train.resume)."""
 
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ from pathlib import Path
 from mmbert.cli import output_dir, phase_stage_parser, require_phase, run_stage
 from mmbert.config import PipelineConfig
 from mmbert.io import atomic_dir, read_json, write_json
+from mmbert.stages import write_record
 from mmbert.train import cluster
 from mmbert.train.loop import PhasePaths
+from mmbert.train.resume import ResumableRun
 
 log = logging.getLogger("mmbert.train")
 
@@ -41,22 +46,22 @@ def phase_paths(cfg: PipelineConfig, phase: str) -> PhasePaths:
     return paths
 
 
-def fit(cfg: PipelineConfig, phase: str, paths: PhasePaths):
-    cluster.connect(cfg.train)
+def fit(cfg: PipelineConfig, phase: str, paths: PhasePaths, run: ResumableRun):
+    cluster.connect(cfg.runtime)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from mmbert.train.ray_worker import train_loop_per_worker
 
-    storage = output_dir(cfg, ".ray").resolve()
-    shutil.rmtree(storage / phase, ignore_errors=True)  # DVC decided this phase runs afresh
+    resume_from = run.prepare()
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg, "phase": phase, "paths": asdict(paths)},
+        train_loop_config={"cfg": cfg, "phase": phase, "paths": asdict(paths),
+                           "resume_from": str(resume_from) if resume_from else None},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
-                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
-        run_config=RunConfig(name=phase, storage_path=str(storage),
-                             checkpoint_config=CheckpointConfig(num_to_keep=1),
+                                     resources_per_worker={"CPU": cfg.runtime.cpus_per_worker}),
+        run_config=RunConfig(name=run.name, storage_path=str(run.storage),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
                              failure_config=FailureConfig(max_failures=1)),
     )
     return trainer.fit()
@@ -75,7 +80,7 @@ def heldout_metrics(cfg: PipelineConfig, model_dir: Path) -> dict[str, object]:
     from mmbert.evaluate.mlm_loss import checkpoint_heldout_loss, heldout_rows, pooled
     from mmbert.tokenizer import load_tokenizer
 
-    torch.set_num_threads(cfg.train.torch_threads)  # concurrent decay stages share the cores
+    torch.set_num_threads(cfg.runtime.torch_threads)  # concurrent decay stages share the cores
     rows = heldout_rows(output_dir(cfg, "corpus"), load_tokenizer(model_dir), cfg.train.heldout.seq_len)
     per_language = checkpoint_heldout_loss(model_dir, rows, cfg.train.heldout)
     return {"pooled": pooled(per_language), "per_language": per_language}
@@ -85,9 +90,11 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     phase = require_phase(cfg, args.phase)
     paths = phase_paths(cfg, phase)
     started = time.perf_counter()
-    result = fit(cfg, phase, paths)
+    run = ResumableRun.for_phase(cfg, phase, paths)
+    result = fit(cfg, phase, paths, run)
     if result.error:
-        raise SystemExit(f"error: train@{phase} failed: {result.error}")
+        raise SystemExit(f"error: train@{phase} failed: {result.error} (run it again to continue from its last "
+                         f"checkpoint in {run.storage})")
     target = output_dir(cfg, "train", phase)
     with atomic_dir(target) as tmp, result.checkpoint.as_directory() as checkpoint:
         shutil.copytree(Path(checkpoint) / "model", tmp / "model")
@@ -103,10 +110,13 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
             "final_train_loss": statistics.fmean(last),
             "tokens_per_second": result.metrics.get("tokens_per_second"),
             "workers": cfg.train.num_workers,
+            "resumed_from_step": run.resumed_step,
             "wall_seconds": time.perf_counter() - started,
             "heldout_loss": heldout["pooled"],
             "heldout_per_language": heldout["per_language"],
         })
+        write_record(tmp, cfg, f"train@{phase}")
+    run.finish()
     log.info("train@%s: %d steps, %d tokens, train loss %.3f, held-out loss %.3f -> %s",
              phase, progress["step"], progress["tokens"], statistics.fmean(last), heldout["pooled"], target)
 

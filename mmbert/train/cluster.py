@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from mmbert.config import TrainConfig
+from mmbert.config import RuntimeConfig
 
 log = logging.getLogger("mmbert.train")
 # Short and outside /tmp/ray: Ray's unix socket paths must stay under ~107 characters.
@@ -21,11 +21,11 @@ def ray_environment() -> None:
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 
 
-def connect(train: TrainConfig) -> str:
+def connect(runtime: RuntimeConfig) -> str:
     ray_environment()
     import ray
 
-    address = train.ray_address or os.environ.get("RAY_ADDRESS")
+    address = runtime.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
         log.info("joined the Ray cluster at %s", address)

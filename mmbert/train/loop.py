@@ -6,18 +6,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from mmbert.config import PhaseConfig, PipelineConfig
-from mmbert.masking import mask_tokens
+from mmbert.masking import IGNORE_INDEX, mask_tokens
 from mmbert.modeling import build_config, load_model, new_model
 from mmbert.schedules import batch_size_at, phase_lr_at, phase_steps
+from mmbert.seeding import Stream, derive_seed
 from mmbert.tokenizer import load_tokenizer, special_ids
 from mmbert.train.data import PackedShards
-from mmbert.train.state import Progress, load_state, save_state, step_seed
+from mmbert.train.optim import applied_weight_decay, build_optimizer, set_lr
+from mmbert.train.state import Progress, load_state, save_state, write_manifest
 
 log = logging.getLogger("mmbert.train")
 
@@ -29,12 +32,21 @@ class PhasePaths:
     init_model: str | None  # the previous phase's HF checkpoint, None to start from scratch
 
 
-def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, object]]:
-    """No weight decay on biases and norms (the paper's setting)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+class MaskedLMLoss(torch.nn.Module):
+    """Summed cross-entropy over the masked positions only (decoding just those, as
+    ModernBERT's sparse prediction does). A sum, so that micro-batches and workers can be
+    normalised by the global count of masked tokens: the gradient is exactly that of the
+    mean over the whole global batch, however it is split."""
+
+    def __init__(self, mlm: torch.nn.Module) -> None:
+        super().__init__()
+        self.mlm = mlm
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        hidden = self.mlm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        selected = labels != IGNORE_INDEX
+        logits = self.mlm.decoder(self.mlm.head(hidden[selected]))
+        return torch.nn.functional.cross_entropy(logits.float(), labels[selected], reduction="sum")
 
 
 class PhaseTrainer:
@@ -50,13 +62,13 @@ class PhaseTrainer:
     ) -> None:
         self.cfg, self.name, self.rank, self.world = cfg, phase, rank, world
         self.phase: PhaseConfig = cfg.phases[phase]
-        torch.set_num_threads(cfg.train.torch_threads)
+        torch.set_num_threads(cfg.runtime.torch_threads)
         self.tokenizer = load_tokenizer(paths.tokenizer)
         self.ids = special_ids(self.tokenizer)
         self.data = PackedShards(paths.mix)
         self.model = self._build_model(paths, len(self.tokenizer))
-        self.ddp_model = wrap(self.model) if wrap else self.model
-        self.optimizer = self._build_optimizer()
+        self.loss_model = wrap(MaskedLMLoss(self.model)) if wrap else MaskedLMLoss(self.model)
+        self.optimizer = build_optimizer(self.model, self.phase, cfg.train.optimizer)
         self.progress = Progress()
         self.total_steps = len(phase_steps(self.phase, world))
         self.tokens_per_second = 0.0  # global tokens per wall-clock second of this run
@@ -65,82 +77,103 @@ class PhaseTrainer:
         kwargs = dict(rope_theta_global=self.phase.rope_theta_global, rope_theta_local=self.phase.rope_theta_local,
                       attn_implementation=self.cfg.train.attn_implementation)
         if paths.init_model:
-            return load_model(paths.init_model, sparse_prediction=True, **kwargs)
+            return load_model(paths.init_model, sparse_prediction=True, dropout=self.cfg.model, **kwargs)
         config = build_config(self.cfg.model, vocab_size, special=self.ids, sparse_prediction=True, **kwargs)
-        return new_model(config, seed=self.cfg.seed)
-
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        # Fully decoupled weight decay: torch's AdamW multiplies decay by the current lr, so
-        # dividing by the peak makes the applied decay wd·lr/peak (wd at peak lr).
-        wd = self.phase.weight_decay / self.phase.lr.peak
-        return torch.optim.AdamW(decay_groups(self.model, wd), lr=self.phase.lr.peak,
-                                 betas=tuple(self.cfg.train.betas), eps=self.cfg.train.eps)
+        return new_model(config, seed=derive_seed(self.cfg.seed, Stream.INIT), dropout=self.cfg.model)
 
     @property
     def done(self) -> bool:
         return self.progress.tokens >= self.phase.data.tokens
 
+    def _masked_share(self, size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """This worker's rows of the step's global batch, masked with the step's own seed,
+        and how many of its tokens could have been masked (not special, not padding)."""
+        p = self.progress
+        rows = torch.from_numpy(self.data.batch(p.rows, size, self.rank, self.world, self.cfg.seed))
+        seed = derive_seed(self.cfg.seed, Stream.MASKING, self.rank, p.step)
+        inputs, labels = mask_tokens(rows, self.phase.mask_rate, mask_id=self.ids.mask, special_ids=self.ids.all(),
+                                     vocab_size=self.model.config.vocab_size,
+                                     generator=torch.Generator().manual_seed(seed))
+        eligible = int(torch.isin(rows, torch.tensor(self.ids.all(), dtype=rows.dtype), invert=True).sum())
+        return inputs, labels, eligible
+
     def train_step(self) -> dict[str, float]:
         p = self.progress
         size = batch_size_at(p.tokens, self.phase.batch, self.world)
         lr = phase_lr_at(p.tokens, self.phase.lr, self.phase.data.tokens)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        rows = torch.from_numpy(self.data.batch(p.rows, size, self.rank, self.world, self.cfg.seed))
-        seed = step_seed(self.cfg.seed, self.rank, p.step)
-        inputs, labels = mask_tokens(rows, self.phase.mask_rate, mask_id=self.ids.mask, special_ids=self.ids.all(),
-                                     vocab_size=self.model.config.vocab_size,
-                                     generator=torch.Generator().manual_seed(seed))
-        torch.manual_seed(seed + 1)  # dropout
-        self.ddp_model.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                            enabled=self.cfg.train.precision == "bf16"):
-            loss = self.ddp_model(input_ids=inputs.to(self.device), attention_mask=(inputs != self.ids.pad).long().to(self.device),
-                                  labels=labels.to(self.device)).loss
-        loss.backward()
-        if self.cfg.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.ddp_model.parameters(), self.cfg.train.grad_clip)
+        set_lr(self.optimizer, lr)
+        inputs, labels, eligible = self._masked_share(size)
+        counts = self._sum_over_workers(torch.tensor([float((labels != IGNORE_INDEX).sum()), float(eligible)]))
+        masked_total = max(1.0, float(counts[0]))
+        torch.manual_seed(derive_seed(self.cfg.seed, Stream.DROPOUT, self.rank, p.step))
+        self.loss_model.train()
+        loss_sum = self._accumulate(inputs, labels, scale=self.world / masked_total)
+        if self.cfg.train.optimizer.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.optimizer.grad_clip)
+        decay = applied_weight_decay(self.optimizer)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         p.step += 1
         p.rows += size
         p.tokens += size * self.data.seq_len
-        record = {"step": p.step, "tokens": p.tokens, "loss": self._mean_over_workers(loss.detach()), "lr": lr, "batch": size}
+        loss = float(self._sum_over_workers(torch.tensor([loss_sum]))[0]) / masked_total
+        record = {"step": p.step, "tokens": p.tokens, "loss": loss, "lr": lr, "batch": size,
+                  "mask_rate": float(counts[0] / counts[1]), "weight_decay": decay}
         p.history.append(record)
         return record
+
+    def _accumulate(self, inputs: torch.Tensor, labels: torch.Tensor, scale: float) -> float:
+        """Forward and backward in micro-batches; gradients sync across workers once, at the last."""
+        micro = self.phase.batch.micro_batch_size
+        starts = range(0, len(inputs), micro)
+        total = 0.0
+        bf16 = self.cfg.train.precision == "bf16"
+        for start in starts:
+            defer_sync = start != starts[-1] and hasattr(self.loss_model, "no_sync")
+            x, y = inputs[start : start + micro].to(self.device), labels[start : start + micro].to(self.device)
+            with self.loss_model.no_sync() if defer_sync else nullcontext():
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss = self.loss_model(input_ids=x, attention_mask=(x != self.ids.pad).long(), labels=y)
+                (loss * scale).backward()
+            total += float(loss.detach())
+        return total
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _mean_over_workers(self, value: torch.Tensor) -> float:
+    def _sum_over_workers(self, value: torch.Tensor) -> torch.Tensor:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            value = value.clone()
+            value = value.to(self.device)
             torch.distributed.all_reduce(value)
-            value /= torch.distributed.get_world_size()
-        return float(value)
+        return value.cpu()
 
     def run(self, *, until_step: int | None = None,
             on_checkpoint: Callable[[PhaseTrainer, bool], None] | None = None) -> None:
-        """Train to the end of the phase (or `until_step`), calling back every checkpoint_every steps."""
+        """Train to the end of the phase (or `until_step`), calling back every checkpoint_every
+        steps and at the end (also when a resumed run had nothing left to do)."""
         start, start_tokens = time.perf_counter(), self.progress.tokens
-        every = self.cfg.train.checkpoint_every
+        every = self.cfg.runtime.checkpoint_every
+        saved_at = None
         while not self.done and (until_step is None or self.progress.step < until_step):
             record = self.train_step()
-            rate = (self.progress.tokens - start_tokens) / (time.perf_counter() - start)
-            self.tokens_per_second = rate
-            if self.rank == 0 and (record["step"] % self.cfg.train.log_every == 0 or self.done):
+            self.tokens_per_second = (self.progress.tokens - start_tokens) / (time.perf_counter() - start)
+            if self.rank == 0 and (record["step"] % self.cfg.runtime.log_every == 0 or self.done):
                 log.info("%s step %d/%d | tokens %d/%d | loss %.4f | lr %.2e | batch %d | %.0f tok/s",
                          self.name, record["step"], self.total_steps, record["tokens"], self.phase.data.tokens,
-                         record["loss"], record["lr"], record["batch"], rate)
+                         record["loss"], record["lr"], record["batch"], self.tokens_per_second)
             if on_checkpoint and (record["step"] % every == 0 or self.done):
                 on_checkpoint(self, self.done)
+                saved_at = self.progress.step
+        if on_checkpoint and self.done and saved_at != self.progress.step:
+            on_checkpoint(self, True)
 
     def save(self, folder: Path) -> None:
         """An HF checkpoint (tokenizer included) in model/, the resume state in state/."""
         self.model.save_pretrained(folder / "model")
         self.tokenizer.save_pretrained(str(folder / "model"))
         save_state(folder / "state", self.optimizer, self.progress)
+        write_manifest(folder)
 
     def restore(self, folder: Path) -> None:
         from safetensors.torch import load_file

@@ -25,10 +25,14 @@ def train_loop_per_worker(setup: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     trainer = PhaseTrainer(setup["cfg"], setup["phase"], PhasePaths(**setup["paths"]),
                            rank=rank, world=world, wrap=ray.train.torch.prepare_model)
+    # A worker restarted within this run resumes from this run's checkpoint; a new run of a
+    # stage whose driver died resumes from the checkpoint mmbert.train.resume handed over.
     resumed = ray.train.get_checkpoint()
     if resumed:
         with resumed.as_directory() as folder:
             trainer.restore(Path(folder))
+    elif setup.get("resume_from"):
+        trainer.restore(Path(setup["resume_from"]))
 
     def report(t: PhaseTrainer, final: bool) -> None:
         metrics = {**_metrics(t), "final": final}

@@ -1,9 +1,10 @@
 """Everything a phase needs to resume exactly: weights (an HF checkpoint beside this),
 optimizer moments and counters (step, tokens, data position). Randomness needs no saved
-state: every step seeds its own generators from (seed, rank, step)."""
+state: every step seeds its own generators from (seed, stream, rank, step), mmbert.seeding."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,5 +37,20 @@ def load_state(folder: Path, optimizer: torch.optim.Optimizer) -> Progress:
     return Progress(**read_json(folder / "progress.json"))
 
 
-def step_seed(seed: int, rank: int, step: int) -> int:
-    return (seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1)
+MANIFEST = "files.json"  # written last into a checkpoint: the size of every other file in it
+
+
+def write_manifest(folder: Path) -> None:
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    (folder / "state" / MANIFEST).write_text(json.dumps(files, indent=1), encoding="utf-8")
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """The step a checkpoint folder holds, or None if it is incomplete (a copy cut short)."""
+    try:
+        files = json.loads((folder / "state" / MANIFEST).read_text(encoding="utf-8"))
+        if any((folder / name).stat().st_size != size for name, size in files.items()):
+            return None
+        return int(json.loads((folder / "state" / "progress.json").read_text(encoding="utf-8"))["step"])
+    except (OSError, ValueError, KeyError):
+        return None

@@ -1,0 +1,174 @@
+"""DVC re-runs exactly what a change affects: every params key is flipped, one at a time, in
+a real DVC repo, and `dvc status` must report exactly the stages of the key's row. dvc.yaml
+must list exactly the params keys and code that mmbert.stages says each stage reads."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from contextlib import chdir
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import REPO
+from mmbert.config import load_config
+from mmbert.stages import all_stages, stage_inputs_code, stage_params
+
+PHASES = ["pretrain", "midtrain", "decay-eng", "decay-cont", "decay-all"]
+MIX = {f"mix@{p}" for p in PHASES}
+TRAIN = {f"train@{p}" for p in PHASES}
+EVERY = {"corpus", "tokenizer", "merge", "eval", "bench"} | MIX | TRAIN
+TRAIN_PHASE = ("init_from", "mask_rate", "rope_theta_global", "rope_theta_local", "weight_decay", "lr", "batch")
+
+
+def expected_stages(key: str) -> set[str] | None:
+    """The stages a change of `key` must make stale (None: a key this table does not know)."""
+    parts = key.split(".")
+    head = parts[0]
+    if head == "output_dir":
+        return EVERY  # every stage's outputs move
+    if head == "seed":
+        return MIX | TRAIN | {"bench"}
+    if head in ("corpus", "tokenizer", "bench"):
+        return {head}
+    if head in ("model", "train"):
+        return TRAIN
+    if head == "runtime":
+        return set()  # how a run executes: invalidates nothing
+    if head == "merge":
+        return {"merge", "eval"} if parts[1] == "base" else {"merge"}
+    if head == "eval":
+        return {"eval"}
+    if head == "phases" and parts[1] in PHASES:
+        phase, field = parts[1], parts[2]
+        if field == "init_from":
+            return {f"train@{phase}", "eval"}
+        if field == "data":
+            return {f"mix@{phase}"} | ({f"train@{phase}"} if parts[3] in ("tokens", "seq_len") else set())
+        if field in TRAIN_PHASE:
+            return {f"train@{phase}"}
+    return None
+
+
+def leaf_keys(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            keys.extend(leaf_keys(value, f"{prefix}{key}."))
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def flipped(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 1.5 + 1e-3
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return value + (value[-1:] or ["x"])
+    if isinstance(value, dict):
+        return {"xxx_Zzzz": 0.01}
+    return "x"  # None
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    *path, last = dotted.split(".")
+    for part in path:
+        tree = tree[part]
+    tree[last] = value
+
+
+def _get(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+def test_every_params_key_has_a_row():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    unknown = [key for key in leaf_keys(params) if expected_stages(key) is None]
+    assert not unknown, f"params keys without a row in expected_stages(): {unknown}"
+
+
+def _dvc_stages(repo: Path):
+    from dvc.repo import Repo
+
+    return {stage.addressing: stage for stage in Repo(str(repo)).index.stages}
+
+
+def test_dvc_yaml_lists_exactly_what_each_stage_reads():
+    cfg = load_config(REPO / "params.yaml")
+    stages = _dvc_stages(REPO)
+    assert set(stages) == set(all_stages(cfg))
+    for name, stage in stages.items():
+        kind = name.split("@")[0]
+        params = sorted(key for dep in stage.deps if dep.def_path == "params.yaml" for key in dep.params)
+        assert params == sorted(stage_params(cfg, name)), name
+        code = sorted(d.def_path for d in stage.deps if d.def_path.startswith("mmbert/"))
+        assert code == sorted(stage_inputs_code(kind)), f"{name}: dvc.yaml code deps differ from its imports"
+
+
+@pytest.fixture(scope="module")
+def committed_repo(tmp_path_factory) -> Path:
+    """A copy of the project as a git+DVC repo whose every stage is recorded in dvc.lock,
+    with placeholder outputs (no stage is run: only the bookkeeping is under test)."""
+    from dvc.repo import Repo
+
+    repo = tmp_path_factory.mktemp("staleness") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, repo / name)
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=repo, check=True)
+    with chdir(repo):  # DVC's in-process API resolves paths from the working directory
+        dvc = Repo(".")
+        for stage in dvc.index.stages:
+            for item in [*stage.outs, *stage.deps]:
+                folder = Path(item.fs_path)
+                if not folder.exists() and "outputs" in folder.parts:
+                    folder.mkdir(parents=True)
+                    (folder / "placeholder").write_text(stage.addressing)
+        dvc.commit(force=True)
+        assert dvc.status() == {}
+    return repo
+
+
+@pytest.mark.slow  # about 100 s: one `dvc status` per params key
+def test_each_key_makes_exactly_its_stages_stale(committed_repo):
+    from dvc.repo import Repo
+
+    path = committed_repo / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    wrong = {}
+    with chdir(committed_repo):
+        _flip_each(path, original, params, wrong)
+    assert not wrong, yaml.safe_dump(wrong)
+
+
+def _flip_each(path: Path, original: str, params: dict, wrong: dict) -> None:
+    from dvc.repo import Repo
+
+    try:
+        for key in leaf_keys(params):
+            changed = yaml.safe_load(original)
+            _set(changed, key, flipped(_get(params, key)))
+            path.write_text(yaml.safe_dump(changed, sort_keys=False))
+            stale = set(Repo(".").status())
+            if stale != expected_stages(key):
+                wrong[key] = {"stale": sorted(stale), "expected": sorted(expected_stages(key))}
+    finally:
+        path.write_text(original)
+    assert Repo(".").status() == {}
