@@ -1,82 +1,95 @@
-"""A local Ray head that the pipeline's stages join through $RAY_ADDRESS.
+"""The local Ray cluster the pipeline's stages share, joined through $RAY_ADDRESS.
 
-Run as a process (`python -m tasks.ray_head`): it starts the cluster, prints its address
-and holds it until terminated; stopping this one process (by its PID) stops the cluster.
+`ray start --head --block` in its own process group, closed as mmbert.train.cluster
+describes: every Ray process listens on the loopback address only, and the cluster requires
+token authentication with a random token that reaches the head and the stages through their
+environment only. Stopping the group (by the head's PID) stops the whole cluster.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ADDRESS_PREFIX = "RAY_HEAD_ADDRESS="
+from mmbert.train.cluster import DEFAULT_TEMP_DIR, LOOPBACK, closed_cluster_environment
 
 
-def _serve() -> None:
-    from mmbert.train.cluster import DEFAULT_TEMP_DIR, ray_environment
-
-    ray_environment()
-    import ray
-
-    temp_dir = os.environ.get("MMBERT_RAY_TMP", DEFAULT_TEMP_DIR)
-    Path(temp_dir).mkdir(parents=True, exist_ok=True)
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=True, _temp_dir=temp_dir, log_to_driver=False)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"{ADDRESS_PREFIX}{ray.get_runtime_context().gcs_address}", flush=True)
-    stop.wait()
-    ray.shutdown()
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
 
 
 class RayHead:
-    """A head process started at once; `address` waits for it, so the start overlaps
-    whatever runs before the first stage that needs Ray."""
+    """A head started at once; `address` waits for it, so the start overlaps whatever runs
+    before the first stage that needs Ray."""
 
     def __init__(self, timeout: float) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tasks.ray_head"], stdout=subprocess.PIPE, text=True)
+        self.auth = closed_cluster_environment()
+        self.port = free_port()
+        temp_dir = os.environ.get("MMBERT_RAY_TMP", DEFAULT_TEMP_DIR)
+        Path(temp_dir).mkdir(parents=True, exist_ok=True)
+        command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                   f"--node-ip-address={LOOPBACK}", f"--port={self.port}", f"--num-cpus={os.cpu_count()}",
+                   f"--temp-dir={temp_dir}", "--include-dashboard=true", f"--dashboard-host={LOOPBACK}",
+                   f"--dashboard-port={free_port()}", f"--ray-client-server-port={free_port()}",
+                   f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
+                   "--disable-usage-stats"]
+        self.log = Path(temp_dir) / f"head-{self.port}.log"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, **self.auth, "RAY_USAGE_STATS_ENABLED": "0"})
         self._timeout = timeout
-        self._found: list[str] = []
-        self._reader = threading.Thread(target=self._scan, daemon=True)
-        self._reader.start()
-
-    def _scan(self) -> None:
-        for line in self.proc.stdout:
-            if line.startswith(ADDRESS_PREFIX):
-                self._found.append(line[len(ADDRESS_PREFIX):].strip())
-                return
 
     @property
     def address(self) -> str:
-        self._reader.join(self._timeout)
-        if not self._found:
-            raise RuntimeError(f"the Ray head (pid {self.proc.pid}) reported no address within {self._timeout:.0f} s")
-        return self._found[0]
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the Ray head exited with {self.proc.returncode}; see {self.log}")
+            with socket.socket() as s:
+                if s.connect_ex((LOOPBACK, self.port)) == 0:
+                    return f"{LOOPBACK}:{self.port}"
+            time.sleep(0.5)
+        raise RuntimeError(f"the Ray head (pid {self.proc.pid}) did not listen within {self._timeout:.0f} s; "
+                           f"see {self.log}")
 
     def stop(self) -> None:
-        self.proc.terminate()
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        time.sleep(1)  # let the group's other processes finish their SIGTERM
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @contextmanager
 def local_ray_cluster(timeout: float = 120.0) -> Iterator[RayHead]:
-    """Start a head process, yield it, stop it (by PID) on exit."""
+    """Start a head, yield it, stop it (by PID) on exit. While it runs, this process's
+    environment holds the cluster's token, so the stages it starts inherit it."""
     head = RayHead(timeout)
+    saved = {key: os.environ.get(key) for key in head.auth}
+    os.environ.update(head.auth)
     try:
         yield head
     finally:
         head.stop()
-
-
-if __name__ == "__main__":
-    _serve()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,10 +1,19 @@
 """Joining a Ray cluster: the configured address, else $RAY_ADDRESS (set by the Prefect
-flow, which starts one local cluster for all stages), else a private local cluster."""
+flow, which starts one local cluster for all stages), else a private local cluster.
+
+A cluster the pipeline starts itself is closed: a single-node cluster whose processes all
+listen on the loopback address (Ray's RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 switch makes a
+node use 127.0.0.1; without it Ray swaps loopback for the machine's address and binds all
+interfaces), and it requires Ray's token authentication, with a random token that lives only
+in the environment of the processes that use it (never in a file, the repo or a log). A
+cluster the user names is joined as it is: its own authentication and network settings apply.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 from pathlib import Path
 
 from mmbert.config import RuntimeConfig
@@ -12,27 +21,47 @@ from mmbert.config import RuntimeConfig
 log = logging.getLogger("mmbert.train")
 # Short and outside /tmp/ray: Ray's unix socket paths must stay under ~107 characters.
 DEFAULT_TEMP_DIR = "/tmp/mmbert-ray"
+LOOPBACK = "127.0.0.1"
+AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 
 
 def ray_environment() -> None:
     """Settings that must be in place before Ray is imported."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else it writes ~/.ray/auth_token
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no internet here
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 
 
-def connect(runtime: RuntimeConfig) -> str:
+def closed_cluster_environment() -> dict[str, str]:
+    """The environment a closed cluster's head and its clients share (a new token each time)."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_urlsafe(32),
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def start_local(log_to_driver: bool) -> str:
+    """Start a closed local cluster in this process; returns its GCS address. Must run
+    before Ray is imported: Ray reads these variables at import."""
+    os.environ.update(closed_cluster_environment())
     ray_environment()
     import ray
 
+    temp_dir = os.environ.get("MMBERT_RAY_TMP", DEFAULT_TEMP_DIR)
+    Path(temp_dir).mkdir(parents=True, exist_ok=True)
+    # The dashboard serves the State API that Ray Train's controller polls; it binds to loopback.
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=True, dashboard_host=LOOPBACK, _node_ip_address=LOOPBACK,
+             _temp_dir=temp_dir, log_to_driver=log_to_driver)
+    return ray.get_runtime_context().gcs_address
+
+
+def connect(runtime: RuntimeConfig) -> str:
     address = runtime.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
+        ray_environment()
+        import ray
+
         ray.init(address=address, log_to_driver=True)
-        log.info("joined the Ray cluster at %s", address)
-    else:
-        temp_dir = os.environ.get("MMBERT_RAY_TMP", DEFAULT_TEMP_DIR)
-        Path(temp_dir).mkdir(parents=True, exist_ok=True)
-        # The dashboard serves the State API that Ray Train's controller polls.
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=True, _temp_dir=temp_dir, log_to_driver=True)
-        log.info("started a local Ray cluster (%d CPUs)", os.cpu_count())
-    return ray.get_runtime_context().gcs_address
+        log.info("joined the Ray cluster at %s; its own settings apply (authentication: %s)", address,
+                 os.environ.get("RAY_AUTH_MODE", "the cluster's default"))
+        return ray.get_runtime_context().gcs_address
+    gcs = start_local(log_to_driver=True)
+    log.info("started a local Ray cluster (%d CPUs) on %s with token authentication", os.cpu_count(), LOOPBACK)
+    return gcs

@@ -1,0 +1,104 @@
+"""A Ray cluster the pipeline starts is closed: every port it opens listens on loopback only,
+a client without the cluster's token is refused, and the token is in no file Ray writes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from helpers import REPO
+
+pytestmark = pytest.mark.slow
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+CONNECT = "import ray; ray.init(address='{address}'); print(ray.get(ray.remote(lambda: 'RAN').remote()))"
+
+
+def _listening(pids: set[int]) -> list[tuple[str, int, str]]:
+    found = []
+    for conn in psutil.net_connections("inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+            found.append((conn.laddr.ip, conn.laddr.port, psutil.Process(conn.pid).name()))
+    return found
+
+
+def _tree(pid: int) -> set[int]:
+    root = psutil.Process(pid)
+    group = os.getpgid(pid)
+    members = {p.pid for p in psutil.process_iter() if _pgid(p.pid) == group}
+    return {pid} | {p.pid for p in root.children(recursive=True)} | members
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _client(address: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CONNECT.format(address=address)], env=env, capture_output=True,
+                          text=True, timeout=180, cwd=REPO)
+
+
+def test_the_flows_cluster_is_closed(tmp_path):
+    from tasks.ray_head import local_ray_cluster
+
+    os.environ["MMBERT_RAY_TMP"] = str(Path("/tmp") / f"mmbert-ray-closed-{os.getpid()}")
+    try:
+        with local_ray_cluster() as head:
+            address = head.address
+            allowed = _client(address, dict(os.environ))  # the token is in this process's environment now
+            assert allowed.returncode == 0 and "RAN" in allowed.stdout, allowed.stderr[-2000:]
+            anonymous = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
+            refused = _client(address, anonymous)
+            wrong = _client(address, {**os.environ, "RAY_AUTH_TOKEN": "not-the-token"})
+            listeners = _listening(_tree(head.proc.pid))
+            token = head.auth["RAY_AUTH_TOKEN"]
+            temp = Path(os.environ["MMBERT_RAY_TMP"])
+            leaked = [str(p) for p in temp.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000
+                      and token.encode() in p.read_bytes()]
+    finally:
+        os.environ.pop("MMBERT_RAY_TMP")
+    assert refused.returncode != 0 and "RAN" not in refused.stdout
+    assert wrong.returncode != 0 and "InvalidAuthToken" in wrong.stderr + wrong.stdout
+    assert {name for _, _, name in listeners} >= {"gcs_server", "raylet"}, listeners
+    exposed = [entry for entry in listeners if entry[0] not in LOOPBACK]
+    assert not exposed, f"listening beyond loopback: {exposed}"
+    assert not leaked, f"the token is written in {leaked}"
+
+
+def test_a_stages_private_cluster_is_closed():
+    """`python -m mmbert.train` with no cluster to join starts one in-process, closed too."""
+    script = textwrap.dedent("""
+        import os, sys, time, psutil
+        from mmbert.train.cluster import start_local
+        address = start_local(log_to_driver=False)
+        import ray
+        ray.get(ray.remote(lambda: 1).remote())
+        time.sleep(2)
+        me = psutil.Process()
+        pids = {me.pid} | {p.pid for p in me.children(recursive=True)}
+        for c in psutil.net_connections("inet"):
+            if c.status == psutil.CONN_LISTEN and c.pid in pids:
+                print("LISTEN", c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name())
+        print("ADDRESS", address, os.environ["RAY_AUTH_MODE"])
+        ray.shutdown()
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["MMBERT_RAY_TMP"] = f"/tmp/mmbert-ray-private-{os.getpid()}"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    listeners = [line.split()[1:] for line in lines if line.startswith("LISTEN")]
+    assert any(name == "gcs_server" for *_, name in listeners), lines
+    assert all(ip in LOOPBACK for ip, *_ in listeners), listeners
+    assert any(line.startswith("ADDRESS 127.0.0.1:") and line.endswith("token") for line in lines), lines
+    time.sleep(1)
