@@ -5,6 +5,7 @@ as shards with a manifest (tokens per language, target shares, checksums)."""
 from __future__ import annotations
 
 import argparse
+import heapq
 import logging
 import random
 from collections import defaultdict
@@ -49,33 +50,41 @@ def tokenized_documents(corpus_dir: Path, languages: list[str], tokenizer) -> di
 def sample_documents(
     docs: dict[str, list[list[int]]], probs: dict[str, float], total_tokens: int, seed: int
 ) -> tuple[list[list[int]], dict[str, int]]:
-    """Draw documents until the token budget is met: each draw picks a language with its
-    target probability, then that language's next document.
+    """Draw documents until the token budget is met, each language's tokens in proportion to
+    its target probability.
 
-    Tokens per language are then proportional to p × mean document length; dividing the
-    draw weights by the mean length makes the *token* shares match p in expectation.
-    Each language walks its documents in a fresh shuffled order per pass, so a small
-    language is repeated evenly (upsampled) rather than at random.
+    Weighted fair queueing rather than independent random draws: the next document comes from
+    the language whose tokens, counting that document, are smallest relative to its target
+    share. Realised token shares then track the targets within one document per language at
+    any budget, where random draws scatter by tens of percent at small budgets. Each
+    language's queue starts at a random fraction of its first document, so a language whose
+    target is below one document is still drawn with the right probability instead of never
+    (which would inflate everyone else's share). Each language walks its documents in a fresh
+    seeded order per pass, so a small language is repeated evenly (upsampled).
     """
     rng = random.Random(seed)
-    languages = list(probs)
-    mean_len = {lang: sum(len(d) + 2 for d in docs[lang]) / len(docs[lang]) for lang in languages}
-    weights = [probs[lang] / mean_len[lang] for lang in languages]
-    orders: dict[str, list[int]] = {lang: [] for lang in languages}
+    orders: dict[str, list[int]] = {lang: [] for lang in probs}
+
+    def next_doc(lang: str) -> list[int]:
+        if not orders[lang]:
+            orders[lang] = list(range(len(docs[lang])))
+            rng.shuffle(orders[lang])
+        return docs[lang][orders[lang][-1]]
+
+    taken: dict[str, int] = dict.fromkeys(probs, 0)
+    head_start = {lang: rng.random() * (len(next_doc(lang)) + 2) for lang in probs}
+    queue = [((len(next_doc(lang)) + 2 - head_start[lang]) / p, i, lang) for i, (lang, p) in enumerate(probs.items())]
+    heapq.heapify(queue)
     chosen: list[list[int]] = []
-    taken: dict[str, int] = dict.fromkeys(languages, 0)
     used = 0
     while used < total_tokens:
-        for lang in rng.choices(languages, weights=weights, k=256):
-            if not orders[lang]:
-                orders[lang] = list(range(len(docs[lang])))
-                rng.shuffle(orders[lang])
-            doc = docs[lang][orders[lang].pop()]
-            chosen.append(doc)
-            taken[lang] += len(doc) + 2  # [CLS] doc [SEP]
-            used += len(doc) + 2
-            if used >= total_tokens:
-                break
+        _, order, lang = heapq.heappop(queue)
+        doc = docs[lang][orders[lang].pop()]
+        chosen.append(doc)
+        taken[lang] += len(doc) + 2  # [CLS] doc [SEP]
+        used += len(doc) + 2
+        finish = taken[lang] + len(next_doc(lang)) + 2 - head_start[lang]
+        heapq.heappush(queue, (finish / probs[lang], order, lang))
     return chosen, {lang: n for lang, n in taken.items() if n}
 
 

@@ -18,14 +18,27 @@ def _corpus():
 
 
 @pytest.mark.parametrize("tau", [0.7, 0.3])
-def test_token_shares_match_the_target(tau):
+@pytest.mark.parametrize("budget", [2_000, 400_000])
+def test_token_shares_match_the_target_within_one_document(tau, budget):
     docs = _corpus()
     sizes = {lang: sum(len(d) for d in ds) for lang, ds in docs.items()}
     probs = temperature_probabilities(sizes, tau, pinned={"mid": 0.2})
-    _, taken = sample_documents(docs, probs, total_tokens=400_000, seed=0)
+    _, taken = sample_documents(docs, probs, total_tokens=budget, seed=0)
     total = sum(taken.values())
+    longest = 40 + 2
     for lang, p in probs.items():
-        assert taken[lang] / total == pytest.approx(p, abs=0.01), lang
+        assert abs(taken.get(lang, 0) - p * total) <= longest, (lang, taken.get(lang, 0), p * total)
+
+
+def test_languages_below_one_document_keep_their_expected_share():
+    """500 languages whose targets are a fraction of a document, and one pinned at 10%: the
+    pinned one still gets 10%, the small ones their share on average."""
+    docs = {f"l{i:03d}": [[5] * 28] * 3 for i in range(500)} | {"eng": [[6] * 28] * 50}
+    probs = {lang: 0.9 / 500 for lang in docs if lang != "eng"} | {"eng": 0.1}
+    _, taken = sample_documents(docs, probs, total_tokens=5_000, seed=0)
+    total = sum(taken.values())
+    assert taken["eng"] / total == pytest.approx(0.1, abs=30 / total)
+    assert (total - taken["eng"]) / total == pytest.approx(0.9, abs=30 / total)
 
 
 def test_small_languages_are_upsampled_evenly():
