@@ -58,7 +58,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     from mmbert.evaluate.bitext import parallel_pairs
     from mmbert.evaluate.entropy import heldout_entropy
     from mmbert.evaluate.langid import langid_data
-    from mmbert.evaluate.mlm_loss import heldout_rows
+    from mmbert.evaluate.mlm_loss import heldout_rows, pooled, random_init_heldout_loss
     from mmbert.tokenizer import load_tokenizer, special_ids
 
     paths = {name: model_dir(cfg, name) for name in cfg.eval.models}
@@ -69,11 +69,14 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     ranked = list(read_json(corpus / "stats.json")["per_language"])
     data = langid_data(corpus, ranked[: cfg.eval.langid.languages], cfg.eval.seed)
     pairs = parallel_pairs(corpus, cfg.eval.bitext, ranked)
-    baseline = heldout_entropy(rows, special_ids(tokenizer).all())
+    baseline = heldout_entropy(rows, special_ids(tokenizer).all(), groups)
     results = {name: evaluate_model(cfg, name, rows, groups, data, pairs) for name in paths}
+    untrained = pooled(random_init_heldout_loss(next(iter(paths.values())), rows, cfg.eval.heldout, cfg.eval.seed))
 
     metrics = {
         "unigram_entropy": baseline["pooled"],
+        "unigram_entropy_by_group": baseline["by_group"],
+        "random_init_loss": untrained,
         "heldout_tokens": baseline["tokens"],
         "groups": {group: len(langs) for group, langs in groups.items()},
         "models": {name: {"heldout_loss": r["heldout_loss"]}

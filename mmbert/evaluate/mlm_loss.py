@@ -105,6 +105,21 @@ def checkpoint_heldout_loss(model_dir: Path, rows: dict[str, np.ndarray], settin
                         batch_size=settings.batch_size)
 
 
+def random_init_heldout_loss(model_dir: Path, rows: dict[str, np.ndarray], settings: HeldoutConfig,
+                             seed: int) -> dict[str, dict[str, float]]:
+    """The same measurement on a freshly initialised model of the checkpoint's architecture:
+    the loss that training must beat (about ln(vocabulary size))."""
+    from transformers import AutoConfig, ModernBertForMaskedLM
+
+    from mmbert.tokenizer import load_tokenizer, special_ids
+
+    torch.manual_seed(derive_seed(seed, Stream.INIT))
+    model = ModernBertForMaskedLM(AutoConfig.from_pretrained(model_dir))
+    ids = special_ids(load_tokenizer(model_dir))
+    return heldout_loss(model, rows, rate=settings.mask_rate, ids=ids, seed=settings.seed,
+                        batch_size=settings.batch_size)
+
+
 def pooled(per_language: dict[str, dict[str, float]], languages: set[str] | None = None) -> float:
     """Mean loss over a set of languages (all by default), each weighted by its held-out
     tokens, so repeated masking of small languages does not inflate their weight."""

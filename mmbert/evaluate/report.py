@@ -24,7 +24,8 @@ def render_report(metrics: dict) -> str:
         f"pretrain ({groups['pretrain']} languages seen since pre-training), midtrain ({groups['midtrain']} added at "
         f"mid-training), decay-only ({groups['decay_only']} seen only in a decay phase), unseen ({groups['unseen']} never "
         f"trained on). 'all' pools every language with held-out text, each weighted by its tokens.",
-        f"Unigram-entropy baseline of the same held-out tokens: **{metrics['unigram_entropy']:.3f}** nats.",
+        f"Unigram-entropy baseline of the same held-out tokens: **{metrics['unigram_entropy']:.3f}** nats; "
+        f"the same architecture untrained: {metrics['random_init_loss']:.3f} nats.",
         "",
         "| model | loss (all) | pretrain | midtrain | decay-only | unseen | Δ decay-only vs base | lang-ID acc | bitext acc |",
         "|---|---|---|---|---|---|---|---|---|",
