@@ -118,6 +118,8 @@ def apply_preset(params_path: str | Path, name: str, *, dry_run: bool = False) -
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 200
+    yaml.indent(mapping=2, sequence=4, offset=2)  # params.yaml's own layout
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     document = yaml.load(params_path.read_text(encoding="utf-8"))
     changes: list[tuple[str, Any, Any]] = []
     _sync(document, wanted, "", changes)

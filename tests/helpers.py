@@ -3,6 +3,8 @@ phase mix, written under a temporary folder by the same functions the stages use
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 
@@ -30,3 +32,24 @@ def build_inputs(cfg: PipelineConfig, phases: list[str]) -> None:
     tokenizer.main(cfg, argparse.Namespace())
     for phase in phases:
         mix.main(cfg, argparse.Namespace(phase=phase))
+
+
+def copy_repo(dest: Path, preset: str | None = None) -> Path:
+    """The working tree as git sees it (tracked and not ignored) in a fresh git+DVC repo at
+    `dest`, with no dvc.lock, and `preset` written into its params.yaml."""
+    from mmbert.preset import apply_preset
+
+    dest.mkdir(parents=True, exist_ok=True)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    if preset:
+        apply_preset(dest / "params.yaml", preset)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO
+from helpers import copy_repo
 
 pytestmark = pytest.mark.slow
 STAGES = {"corpus", "tokenizer", "merge", "eval", "bench"} | {
@@ -26,21 +25,13 @@ STAGES = {"corpus", "tokenizer", "merge", "eval", "bench"} | {
 }
 
 
-def _copy_repo(dest: Path) -> None:
-    """The working tree as git sees it (tracked and not ignored), in a fresh git+DVC repo."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["profile"] = "micro"
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=dest, check=True)
+def _micro_repo(dest: Path) -> None:
+    """A copy of the project in a fresh git+DVC repo, switched to the micro preset the way the
+    README says."""
+    copy_repo(dest)
+    switched = subprocess.run([sys.executable, "-m", "mmbert.preset", "micro"], cwd=dest, capture_output=True,
+                              text=True, check=True).stdout
+    assert "preset micro: changed" in switched and "model.hidden_size: 96 -> 32" in switched, switched
 
 
 def _free_port() -> int:
@@ -82,7 +73,7 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     repo = root / "repo"
     repo.mkdir()
-    _copy_repo(repo)
+    _micro_repo(repo)
     api = f"http://127.0.0.1:{_free_port()}/api"
     env = dict(os.environ, PREFECT_HOME=str(root / "prefect"), PREFECT_API_URL=api,
                PREFECT_SERVER_ANALYTICS_ENABLED="false", MMBERT_RAY_TMP=f"/tmp/mmbert-ray-e2e-{os.getpid()}")
@@ -151,17 +142,51 @@ def test_one_task_run_per_stage(pipeline):
     assert all(e > max(start) for e in end), "the three decay runs did not overlap in time"
 
 
+def test_the_models_learned(pipeline):
+    """On the languages trained since pre-training, held-out loss below their unigram entropy
+    and below the untrained model's; the all-languages decay lowers the loss of the languages
+    it alone adds (the paper's Figure 2). The micro preset is too small to beat the entropy on
+    languages it barely saw: the embedded default's results are in benchmarks/README.md."""
+    metrics = json.loads((pipeline["repo"] / "outputs" / "eval" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"midtrain", "decay-eng", "decay-cont", "decay-all", "merged"}
+    assert metrics["groups"]["decay_only"] > 0
+    entropy = metrics["unigram_entropy_by_group"]["pretrain"]
+    for name, row in metrics["models"].items():
+        assert row["heldout_loss"]["pretrain"] < entropy < metrics["random_init_loss"], (name, row, entropy)
+    assert metrics["decay_only_change"]["decay-all"] < 0
+    assert metrics["decay_only_change"]["decay-all"] < metrics["decay_only_change"]["decay-eng"]
+    assert set(metrics["models"]["merged"]) >= {"langid_accuracy", "bitext_accuracy"}  # eval.downstream_models
+
+
+def test_mixes_realise_their_target_shares(pipeline):
+    """Realised shares are within one document of the target (tests/test_mix_sampling.py):
+    relative to the target, within 2% from 3,000 target tokens up, within 25% from 500."""
+    for phase in ("pretrain", "midtrain", "decay-eng", "decay-cont", "decay-all"):
+        manifest = json.loads((pipeline["repo"] / "outputs" / "mix" / phase / "manifest.json").read_text())
+        rows = manifest["per_language"].values()
+        checked = [(row["share"], row["target_share"], row["target_share"] * manifest["tokens"]) for row in rows]
+        assert manifest["per_language"]["eng_Latn"]["target_share"] * manifest["tokens"] >= 500, phase
+        off = [(share, target) for share, target, tokens in checked
+               if (tokens >= 3000 and abs(share - target) > 0.02 * target)
+               or (tokens >= 500 and abs(share - target) > 0.25 * target)]
+        assert not off, (phase, off)
+
+
+def test_stage_outputs_record_their_effective_params(pipeline):
+    out = pipeline["repo"] / "outputs"
+    params = yaml.safe_load((pipeline["repo"] / "params.yaml").read_text())
+    record = json.loads((out / "train" / "decay-all" / "effective_params.json").read_text())
+    assert record["params"]["phases.decay-all.lr"] == params["phases"]["decay-all"]["lr"]
+    assert record["params"]["model"]["hidden_size"] == params["model"]["hidden_size"] == 32  # the micro preset
+    assert record["runtime"]["checkpoint_every"] == params["runtime"]["checkpoint_every"]
+    for stage in ("corpus", "tokenizer", "mix/pretrain", "merge", "eval", "bench"):
+        assert json.loads((out / stage / "effective_params.json").read_text())["params"], stage
+
+
 def test_outputs(pipeline):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     out = pipeline["repo"] / "outputs"
-    metrics = json.loads((out / "eval" / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"midtrain", "decay-eng", "decay-cont", "decay-all", "merged"}
-    for name, row in metrics["models"].items():
-        assert row["heldout_loss"]["all"] > 0
-        if name in ("midtrain", "merged"):  # eval.downstream_models
-            assert 0 <= row["langid_accuracy"] <= 1 and 0 <= row["bitext_accuracy"] <= 1
-    assert metrics["groups"]["decay_only"] > 0
     assert "| merged |" in (out / "eval" / "report.md").read_text()
     model = AutoModelForMaskedLM.from_pretrained(out / "merge" / "model")
     assert AutoTokenizer.from_pretrained(out / "merge" / "model").mask_token_id == 4 != model.config.pad_token_id
@@ -185,6 +210,39 @@ def test_second_repro_runs_nothing(pipeline):
     assert result.returncode == 0, result.stderr
     assert "Running stage" not in result.stdout, result.stdout
     print(f"no-op dvc repro: {elapsed:.1f} s")
+
+
+def test_reevaluation_gives_identical_metrics(pipeline):
+    repo, env = pipeline["repo"], pipeline["env"]
+    before = (repo / "outputs" / "eval" / "metrics.json").read_bytes()
+    result = _run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "eval"], repo, env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (repo / "outputs" / "eval" / "metrics.json").read_bytes() == before
+
+
+def test_runtime_params_change_nothing(pipeline):
+    repo, env = pipeline["repo"], pipeline["env"]
+    good = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(good)
+    params["runtime"].update(log_every=7, checkpoint_every=3, ray_address="127.0.0.1:1", torch_threads=2)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = _run([sys.executable, "-m", "dvc", "status", "--json"], repo, env)
+    finally:
+        (repo / "params.yaml").write_text(good)
+    assert result.returncode == 0 and json.loads(result.stdout) == {}, result.stdout
+
+
+def test_dvc_exp_run_sets_a_param(pipeline):
+    """DVC's own way to vary a parameter: the stage that reads it runs, with the new value."""
+    repo, env = pipeline["repo"], pipeline["env"]
+    result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "eval.bitext.max_pairs=30"], repo, env,
+                  timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["eval"]
+    record = json.loads((repo / "outputs" / "eval" / "effective_params.json").read_text())
+    assert record["params"]["eval"]["bitext"]["max_pairs"] == 30
+    assert yaml.safe_load((repo / "params.yaml").read_text())["eval"]["bitext"]["max_pairs"] == 30
 
 
 def test_changing_an_eval_param_reruns_only_eval(pipeline):

@@ -4,15 +4,13 @@ must list exactly the params keys and code that mmbert.stages says each stage re
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from contextlib import chdir
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import REPO
+from helpers import REPO, copy_repo
 from mmbert.config import load_config
 from mmbert.stages import all_stages, stage_inputs_code, stage_params
 
@@ -121,17 +119,7 @@ def committed_repo(tmp_path_factory) -> Path:
     with placeholder outputs (no stage is run: only the bookkeeping is under test)."""
     from dvc.repo import Repo
 
-    repo = tmp_path_factory.mktemp("staleness") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, repo / name)
-    (repo / "dvc.lock").unlink(missing_ok=True)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=repo, check=True)
+    repo = copy_repo(tmp_path_factory.mktemp("staleness") / "repo")
     with chdir(repo):  # DVC's in-process API resolves paths from the working directory
         dvc = Repo(".")
         for stage in dvc.index.stages:

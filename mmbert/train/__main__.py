@@ -69,7 +69,7 @@ def fit(cfg: PipelineConfig, phase: str, paths: PhasePaths, run: ResumableRun):
 
 def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "tokens", "loss", "lr", "batch"], delimiter="\t")
+        writer = csv.DictWriter(handle, fieldnames=["step", "tokens", "loss", "lr", "batch", "mask_rate", "weight_decay"], delimiter="\t")
         writer.writeheader()
         writer.writerows(history)
 
