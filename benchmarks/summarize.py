@@ -19,7 +19,7 @@ def main(outputs: Path) -> None:
     print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}\n")
     print("| phase | steps | tokens | workers | train tokens/s | stage wall s | held-out loss |")
     print("|---|---|---|---|---|---|---|")
-    for phase in load_config("params.yaml", check_corpus=False).phase_order():
+    for phase in load_config("params.yaml").phase_order():
         m = json.loads((outputs / "train" / phase / "metrics.json").read_text())
         print(f"| {m['phase']} | {m['steps']} | {m['tokens']} | {m['workers']} | {m['tokens_per_second']:.0f} "
               f"| {m['wall_seconds']:.0f} | {m['heldout_loss']:.3f} |")

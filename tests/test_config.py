@@ -21,7 +21,8 @@ def test_committed_params_are_the_embedded_preset(repo_root):
 @pytest.mark.parametrize("preset", ["embedded", "micro", "paper-small", "paper-base"])
 def test_every_preset_validates(preset):
     cfg = parse_config(preset_values(preset))
-    check_corpus_fits(cfg) if preset in ("embedded", "micro") else None
+    if preset in ("embedded", "micro"):  # the paper presets name hub languages the embedded corpus lacks
+        check_corpus_fits(cfg)
 
 
 def test_presets_are_listed():

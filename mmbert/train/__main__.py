@@ -67,9 +67,12 @@ def fit(cfg: PipelineConfig, phase: str, paths: PhasePaths, run: ResumableRun):
     return trainer.fit()
 
 
+LOSS_COLUMNS = ["step", "tokens", "loss", "lr", "batch", "mask_rate", "weight_decay"]
+
+
 def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "tokens", "loss", "lr", "batch", "mask_rate", "weight_decay"], delimiter="\t")
+        writer = csv.DictWriter(handle, fieldnames=LOSS_COLUMNS, delimiter="\t")
         writer.writeheader()
         writer.writerows(history)
 
