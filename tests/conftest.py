@@ -18,3 +18,14 @@ def repo_root() -> Path:
 def raw_params() -> dict:
     """A fresh, mutable copy of params.yaml."""
     return copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+
+
+@pytest.fixture(scope="session")
+def micro(tmp_path_factory):
+    """The micro preset's corpus, tokenizer and pretrain/midtrain mixes, built once."""
+    from helpers import build_inputs, micro_config
+
+    out = tmp_path_factory.mktemp("micro")
+    cfg = micro_config(out)
+    build_inputs(cfg, ["pretrain", "midtrain"])
+    return cfg, out

@@ -21,6 +21,14 @@ def micro_config(output_dir: Path, **overrides) -> PipelineConfig:
     return parse_config(raw)
 
 
+def phase_paths(out: Path, phase: str, init: Path | None = None):
+    """A phase's inputs under `out`, starting from the checkpoint `init` (or from scratch)."""
+    from mmbert.train.loop import PhasePaths
+
+    return PhasePaths(mix=str(out / "mix" / phase), tokenizer=str(init or out / "tokenizer"),
+                      init_model=str(init) if init else None)
+
+
 def build_inputs(cfg: PipelineConfig, phases: list[str]) -> None:
     """corpus → tokenizer → mix@phase, as the stages write them."""
     import argparse

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from helpers import build_inputs, micro_config
-from mmbert.train.loop import PhasePaths, PhaseTrainer
-
-
-@pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    out = tmp_path_factory.mktemp("micro")
-    cfg = micro_config(out)
-    build_inputs(cfg, ["pretrain", "midtrain"])
-    return cfg, out
-
-
-def _paths(out: Path, phase: str, init: Path | None = None) -> PhasePaths:
-    return PhasePaths(mix=str(out / "mix" / phase), tokenizer=str(init or out / "tokenizer"),
-                      init_model=str(init) if init else None)
+from helpers import phase_paths
+from mmbert.train.loop import PhaseTrainer
 
 
 def _weights(model) -> dict[str, torch.Tensor]:
@@ -32,7 +18,7 @@ def _weights(model) -> dict[str, torch.Tensor]:
 
 def test_loss_falls(micro):
     cfg, out = micro
-    trainer = PhaseTrainer(cfg, "pretrain", _paths(out, "pretrain"))
+    trainer = PhaseTrainer(cfg, "pretrain", phase_paths(out, "pretrain"))
     trainer.run()
     history = trainer.progress.history
     assert trainer.done and trainer.progress.tokens >= cfg.phases["pretrain"].data.tokens
@@ -45,10 +31,10 @@ def test_loss_falls(micro):
 def test_checkpoint_holds_the_trained_weights_and_loads(micro, tmp_path):
     """Regression: a phase must save its own weights, not its base checkpoint's."""
     cfg, out = micro
-    base = PhaseTrainer(cfg, "pretrain", _paths(out, "pretrain"))
+    base = PhaseTrainer(cfg, "pretrain", phase_paths(out, "pretrain"))
     base.run(until_step=3)
     base.save(tmp_path / "pretrain")
-    child = PhaseTrainer(cfg, "midtrain", _paths(out, "midtrain", tmp_path / "pretrain" / "model"))
+    child = PhaseTrainer(cfg, "midtrain", phase_paths(out, "midtrain", tmp_path / "pretrain" / "model"))
     child.run(until_step=3)
     child.save(tmp_path / "midtrain")
     parent_w = load_file(str(tmp_path / "pretrain" / "model" / "model.safetensors"))
@@ -65,13 +51,13 @@ def test_checkpoint_holds_the_trained_weights_and_loads(micro, tmp_path):
 
 def test_resume_equals_straight_run(micro, tmp_path):
     cfg, out = micro
-    straight = PhaseTrainer(cfg, "pretrain", _paths(out, "pretrain"))
+    straight = PhaseTrainer(cfg, "pretrain", phase_paths(out, "pretrain"))
     straight.run(until_step=8)
 
-    first = PhaseTrainer(cfg, "pretrain", _paths(out, "pretrain"))
+    first = PhaseTrainer(cfg, "pretrain", phase_paths(out, "pretrain"))
     first.run(until_step=4)
     first.save(tmp_path / "half")
-    second = PhaseTrainer(cfg, "pretrain", _paths(out, "pretrain"))
+    second = PhaseTrainer(cfg, "pretrain", phase_paths(out, "pretrain"))
     second.restore(tmp_path / "half")
     assert second.progress.step == 4 and second.progress.rows == first.progress.rows
     second.run(until_step=8)

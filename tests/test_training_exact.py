@@ -12,27 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REPO, build_inputs, micro_config
+from helpers import REPO, phase_paths
 from mmbert.schedules import batch_size_at, phase_lr_at
 from mmbert.seeding import Stream, derive_seed
-from mmbert.train.loop import PhasePaths, PhaseTrainer
+from mmbert.train.loop import PhaseTrainer
 from mmbert.train.optim import applied_weight_decay, build_optimizer
 
 GOLDEN = REPO / "tests" / "golden" / "micro_pretrain_loss.json"
 GOLDEN_STEPS = 16
 
 
-@pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    out = tmp_path_factory.mktemp("exact")
-    cfg = micro_config(out)
-    build_inputs(cfg, ["pretrain", "midtrain"])
-    return cfg, out
-
-
 def _trainer(cfg, out: Path, phase: str = "pretrain", init: Path | None = None) -> PhaseTrainer:
-    return PhaseTrainer(cfg, phase, PhasePaths(mix=str(out / "mix" / phase), tokenizer=str(init or out / "tokenizer"),
-                                               init_model=str(init) if init else None))
+    return PhaseTrainer(cfg, phase, phase_paths(out, phase, init))
 
 
 def test_golden_loss(micro):
