@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from mmbert.config import ConfigError, load_config, parse_config, read_yaml
 from mmbert.corpus.catalog import check_corpus_fits

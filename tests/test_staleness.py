@@ -135,8 +135,6 @@ def committed_repo(tmp_path_factory) -> Path:
 
 @pytest.mark.slow  # about 100 s: one `dvc status` per params key
 def test_each_key_makes_exactly_its_stages_stale(committed_repo):
-    from dvc.repo import Repo
-
     path = committed_repo / "params.yaml"
     original = path.read_text()
     params = yaml.safe_load(original)
