@@ -69,11 +69,9 @@ class ResumableRun:
         recorded = self.fingerprint_file.read_text().strip() if self.fingerprint_file.exists() else None
         newest = self._newest_checkpoint() if recorded == self.fingerprint else None
         if newest and newest[1] != self.resume_dir:
-            staging = self.storage / f"{self.name}.resume.tmp"
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(newest[1], staging)
+            # A move, not a copy: the run folder is cleared next, and at scale a checkpoint is GBs.
             shutil.rmtree(self.resume_dir, ignore_errors=True)
-            staging.rename(self.resume_dir)
+            newest[1].rename(self.resume_dir)
         if newest:
             self.resumed_step = newest[0]
             log.info("train@%s: continuing from step %d, the last checkpoint of an interrupted run with the same "
