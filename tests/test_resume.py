@@ -108,8 +108,10 @@ def _wait_for_checkpoint(repo: Path, proc: subprocess.Popen, timeout: float) -> 
 
 
 def _kill_driver(dvc_proc: subprocess.Popen) -> None:
+    # DVC may start the command through `sh -c` (which may or may not exec), so match the
+    # python process itself: its argv holds "mmbert.train" as its own word, the shell's does not
     drivers = [p for p in psutil.Process(dvc_proc.pid).children(recursive=True)
-               if "mmbert.train" in " ".join(p.cmdline())]
+               if "mmbert.train" in p.cmdline()]
     assert len(drivers) == 1, drivers
     drivers[0].send_signal(signal.SIGKILL)
     dvc_proc.wait(timeout=120)
