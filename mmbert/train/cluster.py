@@ -47,8 +47,9 @@ def start_local(log_to_driver: bool) -> str:
     temp_dir = os.environ.get("MMBERT_RAY_TMP", DEFAULT_TEMP_DIR)
     Path(temp_dir).mkdir(parents=True, exist_ok=True)
     # The dashboard serves the State API that Ray Train's controller polls; it binds to loopback.
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=True, dashboard_host=LOOPBACK, _node_ip_address=LOOPBACK,
-             _temp_dir=temp_dir, log_to_driver=log_to_driver)
+    # address="local": always a new cluster, never one a stale ray_current_cluster file points at
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True, dashboard_host=LOOPBACK,
+             _node_ip_address=LOOPBACK, _temp_dir=temp_dir, log_to_driver=log_to_driver)
     return ray.get_runtime_context().gcs_address
 
 
