@@ -243,6 +243,7 @@ class RuntimeConfig(_Strict):
     torch_threads: PositiveInt
     log_every: PositiveInt
     checkpoint_every: PositiveInt
+    cpus_per_trial: PositiveFloat = Field(description="CPUs a fine-tuning trial takes where the cluster has no GPU")
     stage_retries: NonNegInt = Field(description="Prefect retries of a failed stage (a retry resumes it)")
     retry_delay_seconds: NonNegInt
 
@@ -310,6 +311,65 @@ class BenchConfig(_Strict):
         return _no_repeats(models)
 
 
+class FinetuneSuiteConfig(_Strict):
+    """One fine-tuning suite (GLUE, XTREME, low-resource QA): which models, tasks and trials."""
+
+    enabled: bool = Field(description="run this suite in the pipeline (its stage records 'not enabled' otherwise)")
+    models: list[str] = Field(min_length=1, description="phase names and/or 'merged'")
+    tasks: list[str] | None = Field(description="a subset of the suite's tasks; null: all")
+    lrs: list[PositiveFloat] | None = Field(description="an LR grid; null: each task's protocol LR")
+    seeds: list[NonNegInt] = Field(min_length=1, description="the result is the median over these seeds")
+    epochs: PositiveInt | None = Field(description="null: each task's protocol epochs")
+    batch_size: PositiveInt
+    eval_batch_size: PositiveInt
+    warmup_ratio: Fraction
+    weight_decay: Annotated[float, Field(ge=0)]
+    max_train_examples: PositiveInt | None = Field(description="cap per training set (quick runs); null: all")
+    max_eval_examples: PositiveInt | None = Field(description="cap per evaluation set; null: all")
+
+    @field_validator("models", "tasks", "seeds", "lrs")
+    @classmethod
+    def _unique(cls, values: list | None) -> list | None:
+        return None if values is None else _no_repeats(values)
+
+
+class EmbeddingTrainConfig(_Strict):
+    """Sentence-Transformers fine-tuning on MS MARCO hard triplets (the paper's recipe)."""
+
+    rows: PositiveInt = Field(description="training triplets taken after the held-out split (paper: 1.25M)")
+    heldout_rows: PositiveInt
+    split_seed: NonNegInt
+    batch_size: PositiveInt
+    mini_batch_size: PositiveInt = Field(description="CachedMNRL's chunk size (memory, not the result)")
+    scale: PositiveFloat
+    warmup_ratio: Fraction
+    max_length: PositiveInt
+
+
+class MtebSuiteConfig(_Strict):
+    enabled: bool
+    models: list[str] = Field(min_length=1)
+    benchmarks: list[Literal["MTEB(eng, v2)", "MTEB(Multilingual, v2)", "CoIR"]] = Field(min_length=1)
+    tasks: list[str] | None = Field(description="a subset of the benchmarks' tasks; null: all")
+    lrs: list[PositiveFloat] = Field(min_length=1)
+    seeds: list[NonNegInt] = Field(min_length=1)
+    eval_batch_size: PositiveInt
+    train: EmbeddingTrainConfig
+
+
+class SuitesConfig(_Strict):
+    """The paper's evaluation suites; each is its own DVC stage (eval-<suite>)."""
+
+    data_dir: str | None = Field(description="local copies of the benchmark datasets; null: the hub")
+    device: Literal["auto", "cpu", "cuda"]
+    precision: Literal["fp32", "bf16"]
+    compare_with: Literal["mmbert-small", "mmbert-base", "xlm-r-base", "modernbert-base", "mgte-base"]
+    glue: FinetuneSuiteConfig
+    xtreme: FinetuneSuiteConfig
+    lowres_qa: FinetuneSuiteConfig
+    mteb: MtebSuiteConfig
+
+
 class PipelineConfig(_Strict):
     seed: NonNegInt
     output_dir: str
@@ -321,6 +381,7 @@ class PipelineConfig(_Strict):
     runtime: RuntimeConfig
     merge: MergeConfig
     eval: EvalConfig
+    suites: SuitesConfig
     bench: BenchConfig
 
     @model_validator(mode="after")
@@ -392,6 +453,10 @@ class PipelineConfig(_Strict):
         for i, m in enumerate(self.eval.downstream_models):
             if m not in self.eval.models:
                 raise ValueError(f"eval.downstream_models[{i}]: {m!r} is not in eval.models {self.eval.models}")
+        for suite in ("glue", "xtreme", "lowres_qa", "mteb"):
+            for i, m in enumerate(getattr(self.suites, suite).models):
+                if m != "merged" and m not in names:
+                    raise ValueError(f"suites.{suite}.models[{i}]: {m!r} is neither 'merged' nor a phase {sorted(names)}")
         return self
 
     def ancestors(self, phase: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""The paper's evaluation suites (GLUE, XTREME, MTEB, TiQuAD/FoQA) on any checkpoint."""
