@@ -2,7 +2,8 @@
 given), run the DVC stages wave by wave (one task run each), report where results are.
 
     python -m flows.reproduce               # the whole pipeline on params.yaml
-    python -m flows.reproduce --only-eval   # re-run only the evaluation stage
+    python -m flows.reproduce --only-eval   # re-run only the evaluation stages
+    python -m flows.reproduce --only-eval --suites glue xtreme   # only these suites
 """
 
 from __future__ import annotations
@@ -14,22 +15,31 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.plan import check_dvc_matches, stage_waves
-from mmbert.config import ConfigError, load_config
+from flows.plan import check_dvc_matches, evaluation_stages, stage_waves
+from mmbert.config import ConfigError, PipelineConfig, load_config
 from mmbert.corpus.catalog import check_corpus_fits
 from mmbert.schedules import curriculum
 from tasks.dvc_stage import run_dvc_stage
 from tasks.ray_head import local_ray_cluster
 
 
-def _needs_ray(waves: list[list[str]]) -> bool:
-    return any(stage.startswith("train@") for wave in waves for stage in wave)
+def _needs_ray(waves: list[list[str]], cfg: PipelineConfig) -> bool:
+    """Training stages, and the paper suites that are enabled, run on the cluster."""
+    return any(stage.startswith("train@") or (stage.startswith("eval-")
+                                              and getattr(cfg.suites, stage.removeprefix("eval-")).enabled)
+               for wave in waves for stage in wave)
+
+
+def _is_eval(stage: str) -> bool:
+    return stage == "eval" or stage.startswith("eval-")
 
 
 @flow(name="reproduce-mmbert", log_prints=True)
 def reproduce_mmbert(repo_dir: str = ".", only_eval: bool = False, force_eval: bool = False,
-                     ray_address: str | None = None) -> dict[str, object]:
-    """Run the pipeline (or only its evaluation) in the DVC repo at `repo_dir`."""
+                     ray_address: str | None = None, suites: list[str] | None = None) -> dict[str, object]:
+    """Run the pipeline (or only its evaluation) in the DVC repo at `repo_dir`. `suites`: the
+    evaluations to run with only_eval (embedded, glue, xtreme, lowres_qa, mteb); default: the
+    embedded one and the paper suites enabled in params.yaml."""
     logger = get_run_logger()
     repo = Path(repo_dir).resolve()
     cfg = load_config(repo / "params.yaml")  # bad params fail here, before any stage
@@ -41,21 +51,21 @@ def reproduce_mmbert(repo_dir: str = ".", only_eval: bool = False, force_eval: b
         logger.info("  %(phase)s (from %(init_from)s): mask %(mask_rate).2f, tau %(temperature).1f, languages "
                     "%(languages)s, %(tokens)d tokens of %(seq_len)d, RoPE theta %(rope_theta_global).0f, "
                     "peak lr %(peak_lr).1e", row)
-    waves = [["eval"]] if only_eval else stage_waves(cfg)
+    waves = [evaluation_stages(cfg, suites)] if only_eval else stage_waves(cfg)
     # A retry re-runs `dvc repro` of the stage: DVC skips it if it finished, a training
     # stage continues from its last checkpoint.
     stage_task = run_dvc_stage.with_options(retries=cfg.runtime.stage_retries,
                                             retry_delay_seconds=cfg.runtime.retry_delay_seconds)
     outcome: dict[str, str] = {}
-    cluster = nullcontext() if ray_address or not _needs_ray(waves) else local_ray_cluster()
+    cluster = nullcontext() if ray_address or not _needs_ray(waves, cfg) else local_ray_cluster()
     with cluster as head:
         for wave in waves:
             address = None
-            if _needs_ray([wave]):
+            if _needs_ray([wave], cfg):
                 address = ray_address or head.address
                 logger.info("stages join the Ray cluster at %s", address)
             futures = [stage_task.submit(stage, str(repo), cfg.output_dir, address,
-                                            force=force_eval and stage == "eval") for stage in wave]
+                                            force=force_eval and _is_eval(stage)) for stage in wave]
             outcome.update({stage: future.result() for stage, future in zip(wave, futures)})
     outputs = repo / cfg.output_dir
     results = {"stages": outcome, "report": str(outputs / "eval" / "report.md"),
@@ -74,10 +84,12 @@ def main() -> None:
     parser.add_argument("--only-eval", action="store_true", help="run only the evaluation stage")
     parser.add_argument("--force-eval", action="store_true", help="re-run evaluation even if DVC finds it up to date")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting one")
+    parser.add_argument("--suites", nargs="+", default=None,
+                        help="with --only-eval: the evaluations to run (embedded glue xtreme lowres_qa mteb)")
     args = parser.parse_args()
     try:
         reproduce_mmbert(repo_dir=args.repo, only_eval=args.only_eval, force_eval=args.force_eval,
-                         ray_address=args.ray_address)
+                         ray_address=args.ray_address, suites=args.suites)
     except ConfigError as exc:  # the flow run is marked failed; the shell gets the message alone
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -25,10 +25,18 @@ STAGE_MODULES = {
     "train": "mmbert.train.__main__",
     "merge": "mmbert.merge",
     "eval": "mmbert.evaluate.__main__",
+    # The paper's evaluation suites, one stage each, so each can be re-run alone.
+    "eval-glue": "mmbert.suites.glue",
+    "eval-xtreme": "mmbert.suites.xtreme",
+    "eval-lowres_qa": "mmbert.suites.lowres_qa",
+    "eval-mteb": "mmbert.suites.embeddings",
     "bench": "mmbert.bench",
 }
+SUITES = ("glue", "xtreme", "lowres_qa", "mteb")
+SUITE_SHARED_KEYS = ("suites.data_dir", "suites.device", "suites.precision", "suites.compare_with")
 # Files the stages read that are not Python modules.
-STAGE_DATA = {"bench": ["mmbert/presets/architectures.yaml"]}
+PAPER_RESULTS = "mmbert/suites/paper_results.yaml"
+STAGE_DATA = {"bench": ["mmbert/presets/architectures.yaml"]} | {f"eval-{s}": [PAPER_RESULTS] for s in SUITES}
 TRAIN_PHASE_KEYS = ("init_from", "data.tokens", "data.seq_len", "mask_rate", "rope_theta_global",
                     "rope_theta_local", "lr", "batch", "weight_decay")
 RECORD_FILE = "effective_params.json"
@@ -49,6 +57,8 @@ def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
         return ["seed", "model", "train"] + [f"phases.{phase}.{key}" for key in TRAIN_PHASE_KEYS]
     if kind == "eval":
         return ["eval", "merge.base"] + [f"phases.{name}.init_from" for name in cfg.phases]
+    if kind.startswith("eval-"):
+        return list(SUITE_SHARED_KEYS) + [f"suites.{kind.removeprefix('eval-')}"]
     if kind == "bench":
         return ["seed", "bench"]
     return [kind]  # corpus, tokenizer, merge: their own section
@@ -57,7 +67,7 @@ def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
 def all_stages(cfg: PipelineConfig) -> list[str]:
     phases = list(cfg.phases)
     return (["corpus", "tokenizer"] + [f"mix@{p}" for p in phases] + [f"train@{p}" for p in phases]
-            + ["merge", "eval", "bench"])
+            + ["merge", "eval"] + [f"eval-{s}" for s in SUITES] + ["bench"])
 
 
 def lookup(tree: dict[str, Any], dotted: str) -> Any:

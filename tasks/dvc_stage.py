@@ -71,10 +71,14 @@ def _track_progress(line: str, stage: str, progress_id):
 
 
 def _publish_metrics(stage: str, outputs: Path) -> None:
-    """Markdown artifacts for the Prefect UI: the eval report, a phase's training summary."""
+    """Markdown artifacts for the Prefect UI: the eval reports, a phase's training summary."""
     if stage == "eval" and (outputs / "eval" / "report.md").exists():
         create_markdown_artifact((outputs / "eval" / "report.md").read_text(), key="eval-report",
                                  description="held-out loss, language ID, bitext retrieval")
+    elif stage.startswith("eval-") and (outputs / "suites" / stage.removeprefix("eval-") / "report.md").exists():
+        report = outputs / "suites" / stage.removeprefix("eval-") / "report.md"
+        create_markdown_artifact(report.read_text(), key=f"{_artifact_key(stage)}-report",
+                                 description=f"{stage}: our scores beside the paper's, with the gap per task")
     elif stage.startswith("train@"):
         metrics_file = outputs / "train" / stage.split("@", 1)[1] / "metrics.json"
         if metrics_file.exists():

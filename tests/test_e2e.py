@@ -20,7 +20,8 @@ import yaml
 from helpers import copy_repo
 
 pytestmark = pytest.mark.slow
-STAGES = {"corpus", "tokenizer", "merge", "eval", "bench"} | {
+SUITE_STAGES = {"eval-glue", "eval-xtreme", "eval-lowres_qa", "eval-mteb"}
+STAGES = {"corpus", "tokenizer", "merge", "eval", "bench"} | SUITE_STAGES | {
     f"{kind}@{phase}" for kind in ("mix", "train") for phase in ("pretrain", "midtrain", "decay-eng", "decay-cont", "decay-all")
 }
 
@@ -268,7 +269,7 @@ def test_only_eval_flow_parameter(pipeline):
     result = _run([sys.executable, "-m", "flows.reproduce", "--repo", str(pipeline["repo"]), "--only-eval"],
                   pipeline["repo"], pipeline["env"], timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "0 of 1 stages ran" in result.stdout + result.stderr
+    assert "0 of 5 stages ran" in result.stdout + result.stderr  # the embedded eval and the 4 paper suites
 
 
 def test_bad_params_fail_before_any_stage(pipeline):
@@ -286,3 +287,46 @@ def test_bad_params_fail_before_any_stage(pipeline):
     assert "phases.decay-eng.init_from" in result.stdout + result.stderr
     assert "dvc repro" not in result.stdout + result.stderr
     assert (repo / "outputs" / "corpus" / "stats.json").stat().st_mtime == before
+
+
+def test_a_paper_suite_is_its_own_stage(pipeline, tmp_path):
+    """GLUE on fixtures inside the pipeline: `dvc repro` runs eval-glue alone, a GLUE setting
+    re-runs it alone, the eval-only flow runs just the suites it is given, and the standalone
+    command scores the pipeline's merged checkpoint."""
+    from mmbert.suites import glue, lowres_qa
+    from suite_fixtures import suite_refs, write_fixtures
+
+    repo, env = pipeline["repo"], pipeline["env"]
+    data = tmp_path / "data"
+    write_fixtures(data, suite_refs(glue) + suite_refs(lowres_qa))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["suites"]["data_dir"] = str(data)
+    params["suites"]["glue"].update(enabled=True, tasks=["sst2", "mnli", "rte"], epochs=1, batch_size=8)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = _run([sys.executable, "-m", "dvc", "repro"], repo, env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["eval-glue"]
+    metrics = json.loads((repo / "outputs" / "suites" / "glue" / "metrics.json").read_text())
+    assert set(metrics["models"]["merged"]) == {"sst2", "mnli", "rte"}
+    assert metrics["protocol"]["rte"]["starts_from"] == "mnli"
+    assert "| SST2 |" in (repo / "outputs" / "suites" / "glue" / "report.md").read_text()
+
+    params["suites"]["glue"]["seeds"] = [0, 1]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = _run([sys.executable, "-m", "dvc", "repro"], repo, env, timeout=900)
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["eval-glue"]
+    metrics = json.loads((repo / "outputs" / "suites" / "glue" / "metrics.json").read_text())
+    assert metrics["models"]["merged"]["sst2"]["seeds"] == 2
+
+    result = _run([sys.executable, "-m", "flows.reproduce", "--repo", str(repo), "--only-eval", "--suites", "glue"],
+                  repo, env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "0 of 1 stages ran" in result.stdout + result.stderr
+
+    out = tmp_path / "lowres"
+    result = _run([sys.executable, "-m", "mmbert.evaluate", "--model", "outputs/merge/model", "--name", "merged",
+                   "--suite", "lowres_qa", "--data-dir", str(data), "--out", str(out)], repo, env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lowres = json.loads((out / "metrics.json").read_text())["models"]["merged"]
+    assert set(lowres) == {"tiquad", "foqa"}
+    assert "| TiQuAD |" in (out / "report.md").read_text()

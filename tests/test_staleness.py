@@ -17,7 +17,8 @@ from mmbert.stages import all_stages, stage_inputs_code, stage_params
 PHASES = ["pretrain", "midtrain", "decay-eng", "decay-cont", "decay-all"]
 MIX = {f"mix@{p}" for p in PHASES}
 TRAIN = {f"train@{p}" for p in PHASES}
-EVERY = {"corpus", "tokenizer", "merge", "eval", "bench"} | MIX | TRAIN
+SUITE_STAGES = {"eval-glue", "eval-xtreme", "eval-lowres_qa", "eval-mteb"}
+EVERY = {"corpus", "tokenizer", "merge", "eval", "bench"} | MIX | TRAIN | SUITE_STAGES
 TRAIN_PHASE = ("init_from", "mask_rate", "rope_theta_global", "rope_theta_local", "weight_decay", "lr", "batch")
 
 
@@ -39,6 +40,8 @@ def expected_stages(key: str) -> set[str] | None:
         return {"merge", "eval"} if parts[1] == "base" else {"merge"}
     if head == "eval":
         return {"eval"}
+    if head == "suites":  # a suite's own keys re-run that suite; the shared ones, every suite
+        return {f"eval-{parts[1]}"} if f"eval-{parts[1]}" in SUITE_STAGES else SUITE_STAGES
     if head == "phases" and parts[1] in PHASES:
         phase, field = parts[1], parts[2]
         if field == "init_from":

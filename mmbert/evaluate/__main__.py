@@ -5,7 +5,9 @@ unigram-entropy baseline. Writes metrics.json and report.md."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import sys
 from pathlib import Path
 
 from mmbert.cli import output_dir, run_stage, stage_parser
@@ -97,4 +99,9 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, stage_parser(__doc__))
+    if "--model" in sys.argv[1:]:
+        # A paper suite on any checkpoint. Imported by name so that the suites' code is not part
+        # of this stage's code (DVC would re-run the embedded evaluation when a suite changes).
+        importlib.import_module("mmbert.suites.cli").main()
+    else:
+        run_stage(main, stage_parser(__doc__))
