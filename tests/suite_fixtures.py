@@ -184,7 +184,8 @@ def write_fixtures(data_dir: Path, refs: list[DatasetRef], train_rows: int = 24,
 
 
 # ---------------------------------------------------------------- MTEB and its training set
-MTEB_FIXTURE_TASKS = ("STSBenchmark", "ArguAna", "Banking77Classification")
+# Three task types of MTEB(eng, v2), a CoIR code-retrieval task and a bitext task of MTEB(Multilingual, v2).
+MTEB_FIXTURE_TASKS = ("STSBenchmark", "ArguAna", "Banking77Classification", "CosQA", "BornholmBitextMining")
 
 
 def write_triplets(data_dir: Path, ref: DatasetRef, n: int = 48) -> None:
@@ -220,7 +221,7 @@ def mteb_fixture(name: str, rng: random.Random) -> dict[str, dict[str, Dataset]]
         second = [a if i % 3 == 0 else _sentence(rng) for i, a in enumerate(first)]
         scores = [5.0 if a == b else round(rng.uniform(0, 4), 2) for a, b in zip(first, second)]
         return {"default": {"test": Dataset.from_dict({"sentence1": first, "sentence2": second, "score": scores})}}
-    if name == "ArguAna":
+    if name in ("ArguAna", "CosQA"):
         docs = [{"_id": f"d{i}", "title": rng.choice(NOUNS), "text": _sentence(rng)} for i in range(20)]
         queries = [{"_id": f"q{i}", "text": docs[i]["text"]} for i in range(6)]
         qrels = [{"query-id": f"q{i}", "corpus-id": f"d{i}", "score": 1} for i in range(6)]
@@ -231,6 +232,9 @@ def mteb_fixture(name: str, rng: random.Random) -> dict[str, dict[str, Dataset]]
             labels = [i % 4 for i in range(n)]
             return Dataset.from_dict({"text": [_sentence(rng, CUES[y % 3]) for y in labels], "label": labels})
         return {"default": {"train": split(32), "test": split(16)}}
+    if name == "BornholmBitextMining":
+        first = [_sentence(rng) for _ in range(12)]
+        return {"default": {"test": Dataset.from_dict({"sentence1": first, "sentence2": list(first)})}}
     raise KeyError(name)
 
 

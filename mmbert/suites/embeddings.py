@@ -15,6 +15,7 @@ Run as a stage: `python -m mmbert.suites.embeddings`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import statistics
 import time
@@ -34,10 +35,11 @@ MULTILINGUAL_TYPES = ("BitextMining", "PairClassification", "Classification", "S
 
 
 def benchmark_tasks(names: list[str], subset: list[str] | None) -> dict[str, list]:
-    """{benchmark: its tasks (with the benchmark's language filters)}, limited to `subset`."""
+    """{benchmark: its tasks (with the benchmark's language filters)}, limited to `subset`.
+    Copies: mteb hands out shared task objects, and `localize` changes the ones it is given."""
     import mteb
 
-    chosen = {name: list(mteb.get_benchmark(name).tasks) for name in names}
+    chosen = {name: [copy.deepcopy(t) for t in mteb.get_benchmark(name).tasks] for name in names}
     if subset is not None:
         known = {t.metadata.name for tasks in chosen.values() for t in tasks}
         unknown = sorted(set(subset) - known)
