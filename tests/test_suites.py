@@ -280,3 +280,20 @@ def test_command_line_names_a_missing_dataset_before_any_work(tmp_path):
 def test_command_line_rejects_a_missing_model_folder(tmp_path):
     result = _evaluate(["--model", str(tmp_path / "nope"), "--suite", "glue"])
     assert result.returncode != 0 and "no such folder" in result.stderr
+
+
+def test_report_sets_each_task_beside_the_paper_with_the_gap():
+    from mmbert.suites.report import render, rows_for
+
+    columns = {t.name: t.paper_key for t in glue.TASKS}
+    ours = {name: {"score": 80.0, "lr": 2e-5, "seeds": 3} for name in columns}
+    rows = {r["task"]: r for r in rows_for("glue", ours, "xlm-r-base", "merged", columns)}
+    assert rows["CoLA"]["gap"] == pytest.approx(80.0 - 54.2)
+    paper_mean = (54.2 + 93.1 + 92.2 + 89.4 + 88.5 + 85.0 + 90.6 + 78.7) / 8
+    assert rows["mean"]["paper"] == pytest.approx(paper_mean) and rows["mean"]["gap"] == pytest.approx(80 - paper_mean)
+    assert rows["Avg (paper's reported)"]["paper"] == 83.3
+    lowres = rows_for("lowres_qa", {"tiquad": {"score": 20.0}}, "mmbert-base", "decay-all",
+                      {"tiquad": "TiQuAD", "foqa": "FoQA"})
+    assert lowres[0]["paper"] == 29.9 and lowres[1]["ours"] is None  # the decay variant's own number
+    text = render("glue", {"merged": ours}, "xlm-r-base", columns)
+    assert "| CoLA | 80.0 | 54.2 | +25.8 | 2e-05 | 3 |" in text

@@ -64,7 +64,18 @@ def render(suite: str, summary: dict[str, dict], compare_with: str, columns: dic
             gap = "–" if row["gap"] is None else f"{row['gap']:+.1f}"
             lines.append(f"| {row['task']} | {_cell(row['ours'])} | {_cell(row['paper'])} | {gap} | "
                          f"{detail.get('lr', '–')} | {detail.get('seeds', '–')} |")
+        lines += _breakdown(results, columns)
     return "\n".join(lines) + "\n"
+
+
+def _breakdown(results: dict[str, dict], columns: dict[str, str]) -> list[str]:
+    """Per-language (XTREME) or per-task (MTEB) scores under the table."""
+    lines = []
+    for task, column in columns.items():
+        parts = results.get(task, {}).get("per_language") or results.get(task, {}).get("per_task") or {}
+        if len(parts) > 1:
+            lines.append(f"- {column}: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
+    return [""] + lines if lines else []
 
 
 def _task_of(columns: dict[str, str], column: str) -> str:
