@@ -75,6 +75,45 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     return AutoTokenizer.from_pretrained(str(path))
 
 
+# A decoder's tokenizer (Gemma 2) names bos/eos but no cls/sep/mask; as an encoder's, its
+# <bos> is the classification token and <eos> the separator, as in mmBERT's released tokenizer.
+ENCODER_ROLES = {"cls": "bos_token", "sep": "eos_token"}
+MASK_TOKEN = "<mask>"
+
+
+class TokenizerLayoutError(ValueError):
+    """A pretrained tokenizer whose special tokens cannot serve the encoder's layout."""
+
+
+def as_encoder_tokenizer(tokenizer: PreTrainedTokenizerFast, name: str) -> PreTrainedTokenizerFast:
+    """Give a pretrained tokenizer the encoder's roles and wrap every input in cls ... sep,
+    then check the layout the model config will be built from (Gemma 2's: pad 0, eos/sep 1,
+    bos/cls 2, unk 3, mask 4)."""
+    from tokenizers import processors
+
+    roles = {"cls_token": tokenizer.cls_token or getattr(tokenizer, ENCODER_ROLES["cls"]),
+             "sep_token": tokenizer.sep_token or getattr(tokenizer, ENCODER_ROLES["sep"]),
+             "mask_token": tokenizer.mask_token or (MASK_TOKEN if MASK_TOKEN in tokenizer.get_vocab() else None)}
+    missing = [role for role, token in roles.items() if token is None] + [
+        role for role in ("pad_token", "unk_token") if getattr(tokenizer, role) is None]
+    if missing:
+        raise TokenizerLayoutError(f"tokenizer.pretrained = {name}: no {', '.join(missing)} (an encoder needs "
+                                   f"pad, unk, cls (or bos), sep (or eos) and a {MASK_TOKEN} token)")
+    tokenizer.add_special_tokens({role: token for role, token in roles.items()})
+    cls, sep = roles["cls_token"], roles["sep_token"]
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B {sep}",
+        special_tokens=[(cls, tokenizer.convert_tokens_to_ids(cls)), (sep, tokenizer.convert_tokens_to_ids(sep))])
+    ids = special_ids(tokenizer)
+    if ids != SpecialIds():
+        raise TokenizerLayoutError(f"tokenizer.pretrained = {name}: special ids {ids} differ from the layout "
+                                   f"the model is built with {SpecialIds()} (Gemma 2's)")
+    encoded = tokenizer("a")["input_ids"]
+    if encoded[0] != ids.cls or encoded[-1] != ids.sep:
+        raise TokenizerLayoutError(f"tokenizer.pretrained = {name}: inputs are not wrapped in cls ... sep ({encoded})")
+    return tokenizer
+
+
 def obtain_tokenizer(cfg: TokenizerConfig, corpus_dir: Path) -> PreTrainedTokenizerFast:
     if cfg.kind == "pretrained":
         tokenizer = load_tokenizer(cfg.pretrained)
@@ -82,7 +121,7 @@ def obtain_tokenizer(cfg: TokenizerConfig, corpus_dir: Path) -> PreTrainedTokeni
             raise ValueError(
                 f"tokenizer.vocab_size = {cfg.vocab_size} but {cfg.pretrained} has {len(tokenizer)} tokens"
             )
-        return tokenizer
+        return as_encoder_tokenizer(tokenizer, cfg.pretrained)
     texts = (row["text"] for row in read_jsonl(corpus_dir / "train.jsonl"))
     return train_bpe(texts, cfg.vocab_size, cfg.min_frequency)
 
