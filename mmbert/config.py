@@ -94,7 +94,9 @@ class TokenizerConfig(_Strict):
         return self
 
 
-LanguageSelection = Literal["all"] | PositiveInt | Annotated[list[str], Field(min_length=1)]
+# 'paper:<phase>': the paper's languages of that phase (mmbert.corpus.paper_languages).
+PaperLanguages = Annotated[str, Field(pattern=r"^paper:(pretrain|ext|decay-eng|decay-mid|decay-all)$")]
+LanguageSelection = Literal["all"] | PositiveInt | PaperLanguages | Annotated[list[str], Field(min_length=1)]
 
 
 def _no_repeats(items: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ import math
 from typing import Literal
 
 from mmbert.config import BatchConfig, LRConfig, PhaseConfig, PipelineConfig
+from mmbert.corpus.paper_languages import paper_column, paper_languages
 
 Decay = Literal["none", "linear", "one_minus_sqrt"]
 
@@ -96,10 +97,13 @@ def temperature_probabilities(
 
 
 def active_languages(selection: str | int | list[str], sizes: dict[str, int]) -> list[str]:
-    """The languages a phase trains on: 'all', the N largest (ties by code), or a list."""
+    """The languages a phase trains on: 'all', the N largest (ties by code), the paper's
+    list of a phase ('paper:ext'), or a list."""
     ranked = sorted(sizes, key=lambda lang: (-sizes[lang], lang))
     if selection == "all":
         return ranked
+    if (column := paper_column(selection)) is not None:
+        selection = paper_languages(column)
     if isinstance(selection, int):
         if selection > len(ranked):
             raise ValueError(f"asked for the {selection} largest languages; the corpus has {len(ranked)}")

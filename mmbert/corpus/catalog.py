@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from mmbert.config import ConfigError, PipelineConfig
+from mmbert.corpus.paper_languages import paper_column, paper_languages
 from mmbert.corpus.sources import build_sources
 
 PARALLEL_SOURCES = {"django"}  # sources whose documents share keys with English (bitext)
@@ -22,7 +23,16 @@ def _phase_problems(cfg: PipelineConfig, available: frozenset[str]) -> list[str]
     for name, phase in cfg.phases.items():
         selection = phase.data.languages
         key = f"phases.{name}.data.languages"
-        if isinstance(selection, list):
+        if (column := paper_column(selection)) is not None:
+            selection = paper_languages(column)
+            missing = [lang for lang in selection if lang not in available]
+            if missing:
+                problems.append(f"{key} = paper:{column}: {len(missing)} of its {len(selection)} languages are not in "
+                                f"the corpus (sources {cfg.corpus.sources}), e.g. {missing[:5]}")
+            outside = sorted(set(phase.data.pinned_shares) - set(selection))
+            if outside:
+                problems.append(f"phases.{name}.data.pinned_shares: {outside} not among paper:{column}'s languages")
+        elif isinstance(selection, list):
             missing = sorted(set(selection) - available)
             if missing:
                 problems.append(f"{key}: {missing} not in the corpus (sources {cfg.corpus.sources})")
