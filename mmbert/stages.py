@@ -34,9 +34,13 @@ STAGE_MODULES = {
 }
 SUITES = ("glue", "xtreme", "lowres_qa", "mteb")
 SUITE_SHARED_KEYS = ("suites.data_dir", "suites.device", "suites.precision", "suites.compare_with")
-# Files the stages read that are not Python modules.
-PAPER_RESULTS = "mmbert/suites/paper_results.yaml"
-STAGE_DATA = {"bench": ["mmbert/presets/architectures.yaml"]} | {f"eval-{s}": [PAPER_RESULTS] for s in SUITES}
+# Files the stages read that are not Python modules: by stage, and by the module that reads
+# them (any stage importing the module depends on them).
+STAGE_DATA = {"bench": ["mmbert/presets/architectures.yaml"]}
+MODULE_DATA = {
+    "mmbert/corpus/paper_languages.py": ["mmbert/data/fineweb2_subsets.csv", "mmbert/data/mmbert_language_counts.csv"],
+    "mmbert/suites/report.py": ["mmbert/suites/paper_results.yaml"],
+}
 TRAIN_PHASE_KEYS = ("init_from", "data.tokens", "data.seq_len", "mask_rate", "rope_theta_global",
                     "rope_theta_local", "lr", "batch", "weight_decay")
 RECORD_FILE = "effective_params.json"
@@ -132,7 +136,8 @@ def code_files(module: str) -> tuple[str, ...]:
 
 def stage_inputs_code(stage: str) -> list[str]:
     kind, _ = split_stage(stage)
-    return list(code_files(STAGE_MODULES[kind])) + STAGE_DATA.get(kind, [])
+    code = list(code_files(STAGE_MODULES[kind]))
+    return code + STAGE_DATA.get(kind, []) + [data for module in code for data in MODULE_DATA.get(module, [])]
 
 
 def fingerprint(cfg: PipelineConfig, stage: str, input_files: list[Path]) -> str:

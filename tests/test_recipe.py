@@ -7,6 +7,8 @@ import csv
 import pytest
 import yaml
 
+from mmbert.corpus.paper_languages import paper_languages
+
 from mmbert.config import parse_config
 from mmbert.modeling import architecture, build_config
 from mmbert.preset import preset_values
@@ -68,9 +70,9 @@ def test_preset_phases_match_the_recipe(preset):
     assert (pre.batch.warmup, pre.batch.micro_batch_size, pre.batch.warmup_tokens) == (
         "micro_batches", want["pretrain"]["batch_from"], want["pretrain"]["batch_warmup"])
     assert pre.lr.warmup_tokens == want["pretrain"]["warmup"]
-    assert pre.data.languages == want["pretrain"]["langs"]
+    assert len(paper_languages(pre.data.languages.removeprefix("paper:"))) == want["pretrain"]["langs"]
     _check_phase(cfg.phases["midtrain"], want["midtrain"])
-    assert cfg.phases["midtrain"].data.languages == want["midtrain"]["langs"]
+    assert len(paper_languages(cfg.phases["midtrain"].data.languages.removeprefix("paper:"))) == want["midtrain"]["langs"]
     for name in ("decay-eng", "decay-cont", "decay-all"):
         phase = cfg.phases[name]
         _check_phase(phase, want["decay"])
@@ -78,8 +80,9 @@ def test_preset_phases_match_the_recipe(preset):
         assert phase.lr.final_fraction == want["decay"]["final"]
         assert phase.lr.decay_tokens == phase.data.tokens
         assert phase.data.pinned_shares == {"eng_Latn": ENGLISH_SHARE[name]}
-    assert cfg.phases["decay-all"].data.languages == "all"
-    assert cfg.phases["decay-eng"].data.languages == cfg.phases["decay-cont"].data.languages == 110
+    assert cfg.phases["decay-all"].data.languages == "paper:decay-all"
+    assert (cfg.phases["decay-eng"].data.languages, cfg.phases["decay-cont"].data.languages) == (
+        "paper:decay-eng", "paper:decay-mid")
 
 
 def test_preset_architecture_and_size(preset):
@@ -107,10 +110,10 @@ def test_language_counts_match_the_paper_table(repo_root):
     active = {col: sum(int(r[col]) > 0 for r in rows) for col in ("pretrain", "ext", "decay-eng", "decay-all")}
     raw = yaml.safe_load((repo_root / "mmbert" / "presets" / "paper-small.yaml").read_text())
     phases = raw["phases"]
-    assert phases["pretrain"]["data"]["languages"] == active["pretrain"] == 61
-    assert phases["midtrain"]["data"]["languages"] == active["ext"] == 110
-    assert phases["decay-eng"]["data"]["languages"] == active["decay-eng"] == 110
-    assert active["decay-all"] == 1834 and phases["decay-all"]["data"]["languages"] == "all"
+    assert phases["pretrain"]["data"]["languages"] == "paper:pretrain" and active["pretrain"] == 61
+    assert phases["midtrain"]["data"]["languages"] == "paper:ext" and active["ext"] == 110
+    assert phases["decay-eng"]["data"]["languages"] == "paper:decay-eng" and active["decay-eng"] == 110
+    assert active["decay-all"] == 1834 and phases["decay-all"]["data"]["languages"] == "paper:decay-all"
 
 
 # From JHU-CLSP/mmBERT configs/mmBERT-{small,base}{,-ext,-decay}.yaml (recipe, "Corrections").
