@@ -3,9 +3,10 @@
 `data/mmbert_language_counts.csv` holds the paper's token counts per language (ISO 639-3
 keys, no script) for each phase: pretrain (61 rows incl. code), ext (mid-training, 110),
 decay-eng, decay-mid (= Decay-Cont) and decay-all (1834). FineWeb2 names its subsets
-`<code>_<Script>`; `data/fineweb2_subsets.csv` (FineWeb2's own language table: subset, code,
-script, words, documents, bytes of the train split) maps a code to its subset, the one with
-the most words where a language is written in several scripts. English and code come from
+`<code>_<Script>`; `data/fineweb2_subsets.csv` (FineWeb2's own language table,
+`fineweb2-language-distribution.csv` of github.com/huggingface/fineweb-2 at commit d0defb24,
+2025-10-27: subset, code, script, words, documents, bytes of the train split) maps a code to
+its subset, the one with the most words where a language is written in several scripts. English and code come from
 other sources (DCLM, StarCoder, ...): `eng_Latn` and `code`. 32 of decay-all's languages are
 not FineWeb2 subsets in that table (together under 0.01% of the phase's tokens); they are
 reported, not guessed.
