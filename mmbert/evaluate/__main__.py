@@ -8,8 +8,8 @@ import argparse
 import importlib
 import logging
 import sys
-from pathlib import Path
 
+from mmbert.checkpoints import checkpoint_dir
 from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import PipelineConfig
 from mmbert.evaluate.report import decay_only_changes, render_report
@@ -17,13 +17,6 @@ from mmbert.io import atomic_dir, read_json, write_json
 from mmbert.stages import write_record
 
 log = logging.getLogger("mmbert.eval")
-
-
-def model_dir(cfg: PipelineConfig, name: str) -> Path:
-    path = output_dir(cfg, "merge", "model") if name == "merged" else output_dir(cfg, "train", name, "model")
-    if not path.is_dir():
-        raise SystemExit(f"error: eval.models lists {name!r} but {path} does not exist; run its stage first")
-    return path
 
 
 def language_groups(cfg: PipelineConfig) -> dict[str, set[str]]:
@@ -43,7 +36,7 @@ def evaluate_model(cfg: PipelineConfig, name: str, rows, groups, langid_data, pa
     from mmbert.evaluate.langid import finetune_and_score
     from mmbert.evaluate.mlm_loss import checkpoint_heldout_loss, pooled
 
-    path = model_dir(cfg, name)
+    path = checkpoint_dir(cfg, name, "eval.models")
     per_language = checkpoint_heldout_loss(path, rows, cfg.eval.heldout)
     heldout = {"all": pooled(per_language)} | {group: pooled(per_language, langs) for group, langs in groups.items()}
     result = {"heldout_loss": heldout, "per_language": per_language}
@@ -63,7 +56,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     from mmbert.evaluate.mlm_loss import heldout_rows, pooled, random_init_heldout_loss
     from mmbert.tokenizer import load_tokenizer, special_ids
 
-    paths = {name: model_dir(cfg, name) for name in cfg.eval.models}
+    paths = {name: checkpoint_dir(cfg, name, "eval.models") for name in cfg.eval.models}
     corpus = output_dir(cfg, "corpus")
     tokenizer = load_tokenizer(output_dir(cfg, "tokenizer"))
     rows = heldout_rows(corpus, tokenizer, cfg.eval.heldout.seq_len)

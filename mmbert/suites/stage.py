@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from mmbert.checkpoints import checkpoint_dir
 from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import PipelineConfig
 from mmbert.io import atomic_dir, write_json
@@ -28,16 +29,6 @@ log = logging.getLogger("mmbert.suites")
 # datasets are checked, so a missing one fails before a cluster starts.
 Connect = Callable[[], "dict | None"]
 SuiteRun = Callable[[dict[str, str], PipelineConfig, Path, Connect], dict]
-
-
-def pipeline_models(cfg: PipelineConfig, names: list[str]) -> dict[str, str]:
-    paths = {}
-    for name in names:
-        path = output_dir(cfg, "merge", "model") if name == "merged" else output_dir(cfg, "train", name, "model")
-        if not path.is_dir():
-            raise SystemExit(f"error: a suite lists model {name!r} but {path} does not exist; run its stage first")
-        paths[name] = str(path)
-    return paths
 
 
 def remote_options(cfg: PipelineConfig) -> dict:
@@ -100,6 +91,7 @@ def stage_main(suite: str, run: SuiteRun) -> None:
         if not section.enabled:
             write_disabled(suite, cfg, target)
             return
-        run_and_write(suite, run, pipeline_models(cfg, section.models), cfg, target, f"eval-{suite}")
+        models = {name: str(checkpoint_dir(cfg, name, f"suites.{suite}.models")) for name in section.models}
+        run_and_write(suite, run, models, cfg, target, f"eval-{suite}")
 
     run_stage(main, stage_parser(f"Stage eval-{suite}: the paper's {suite} evaluation of the pipeline's models."))
