@@ -94,15 +94,20 @@ def _dvc(repo: Path, env: dict, *args: str, timeout: float = 600) -> subprocess.
     return result
 
 
-def _wait_for_checkpoint(repo: Path, proc: subprocess.Popen, timeout: float) -> int:
+def _newest_checkpoint(repo: Path) -> int | None:
+    """The step of the newest complete checkpoint the stage left, if any."""
     from mmbert.train.state import checkpoint_step
 
+    steps = [checkpoint_step(p) for p in (repo / "outputs" / ".checkpoints" / "pretrain").glob("checkpoint_*")]
+    return max((s for s in steps if s is not None), default=None)
+
+
+def _wait_for_checkpoint(repo: Path, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the stage ended before it wrote a checkpoint"
-        steps = [checkpoint_step(p) for p in (repo / "outputs" / ".checkpoints" / "pretrain").glob("checkpoint_*")]
-        if any(s is not None for s in steps):
-            return max(s for s in steps if s is not None)
+        if _newest_checkpoint(repo) is not None:
+            return
         time.sleep(0.5)
     raise TimeoutError("no checkpoint was written")
 
@@ -131,8 +136,11 @@ def test_killed_driver_resumes_to_the_straight_run(tmp_path):
             _dvc(repo, env, "mix@pretrain")
         proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item", "train@pretrain"], cwd=killed,
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        at = _wait_for_checkpoint(killed, proc, timeout=300)
+        _wait_for_checkpoint(killed, proc, timeout=300)
         _kill_driver(proc)
+        # more checkpoints may have been written between the first one and the kill: the
+        # re-run must continue from the newest complete one
+        at = _newest_checkpoint(killed)
         time.sleep(3)  # Ray ends the dead driver's job and workers
         resumed = _dvc(killed, env, "--single-item", "train@pretrain")
         _dvc(straight, env, "--single-item", "train@pretrain")
