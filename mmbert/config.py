@@ -229,6 +229,8 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16"]
     optimizer: OptimizerConfig
     heldout: HeldoutConfig = Field(description="the end-of-phase held-out loss (kept apart from eval's)")
+    shuffle_block_rows: PositiveInt = Field(
+        description="rows shuffled together: whole shards, in a per-pass shuffled order, until this many")
 
     @model_validator(mode="after")
     def _flash_needs_gpu(self) -> TrainConfig:
@@ -248,6 +250,9 @@ class RuntimeConfig(_Strict):
     cpus_per_trial: PositiveFloat = Field(description="CPUs a fine-tuning trial takes where the cluster has no GPU")
     stage_retries: NonNegInt = Field(description="Prefect retries of a failed stage (a retry resumes it)")
     retry_delay_seconds: NonNegInt
+    mix_remote: str | None = Field(
+        description="object store or folder holding the mix outputs (<prefix>/<phase>); null: output_dir/mix")
+    data_cache: str | None = Field(description="local cache for shards read from mix_remote")
 
 
 class MergeConfig(_Strict):
@@ -294,6 +299,24 @@ class EvalConfig(_Strict):
     @classmethod
     def _unique(cls, models: list[str]) -> list[str]:
         return _no_repeats(models)
+
+
+class MixConfig(_Strict):
+    """How the mix stages cut documents, pack rows and write shards (the official data is
+    chunked-8192-512-32-backfill: see mmbert/chunking.py)."""
+
+    chunk_min_tokens: PositiveInt = Field(description="a split document's last piece is backfilled up to this")
+    chunk_drop_below: PositiveInt = Field(description="pieces and documents shorter than this are dropped")
+    pack_buffer_rows: PositiveInt = Field(description="open rows best-fit packing chooses among")
+    shard_size_limit: PositiveInt = Field(description="bytes of one MDS shard before compression")
+    compression: Literal["zstd"] | None
+
+    @model_validator(mode="after")
+    def _drop_below_min(self) -> MixConfig:
+        if self.chunk_drop_below > self.chunk_min_tokens:
+            raise ValueError(f"mix.chunk_drop_below = {self.chunk_drop_below} exceeds mix.chunk_min_tokens "
+                             f"= {self.chunk_min_tokens}; a backfilled last piece would be shorter than kept pieces")
+        return self
 
 
 class BenchConfig(_Strict):
@@ -379,6 +402,7 @@ class PipelineConfig(_Strict):
     tokenizer: TokenizerConfig
     model: ModelConfig
     phases: dict[str, PhaseConfig] = Field(min_length=1)
+    mix: MixConfig
     train: TrainConfig
     runtime: RuntimeConfig
     merge: MergeConfig
@@ -421,6 +445,10 @@ class PipelineConfig(_Strict):
         for key, length in lengths.items():
             if length > limit:
                 raise ValueError(f"{key} = {length} exceeds model.max_position_embeddings {limit}")
+        for name, phase in self.phases.items():
+            if self.mix.chunk_min_tokens > phase.data.seq_len - 2:
+                raise ValueError(f"mix.chunk_min_tokens = {self.mix.chunk_min_tokens} does not fit phases.{name}."
+                                 f"data.seq_len = {phase.data.seq_len} less [CLS] and [SEP]")
         return self
 
     @model_validator(mode="after")

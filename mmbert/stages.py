@@ -56,7 +56,7 @@ def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
     """The params keys a stage reads (besides output_dir, which places every stage)."""
     kind, phase = split_stage(stage)
     if kind == "mix":
-        return ["seed", f"phases.{phase}.data"]
+        return ["seed", f"phases.{phase}.data", "mix"]
     if kind == "train":
         return ["seed", "model", "train"] + [f"phases.{phase}.{key}" for key in TRAIN_PHASE_KEYS]
     if kind == "eval":

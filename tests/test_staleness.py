@@ -34,6 +34,8 @@ def expected_stages(key: str) -> set[str] | None:
         return {head}
     if head in ("model", "train"):
         return TRAIN
+    if head == "mix":  # how every phase's rows are cut, packed and stored
+        return MIX
     if head == "runtime":
         return set()  # how a run executes: invalidates nothing
     if head == "merge":

@@ -1,53 +1,145 @@
-"""Packed sequences of one phase, served in a deterministic order that a resumed run can
-continue exactly: the position is the number of rows consumed, the order a seeded
-permutation per pass over the data."""
+"""A phase's packed rows, read from its MDS shards through mosaicml-streaming, in an order a
+resumed run continues exactly.
+
+The order is a pure function of (seed, rows consumed): each pass over the data shuffles the
+shards, groups them into blocks of at least `block_rows` rows and permutes rows within a
+block. A resumed run (on any number of workers) asks for the same positions and gets the
+same rows, so it needs no reader state; and the ranks of a node only touch the few shards of
+the current block, which `StreamingDataset` downloads from the object store on first use
+(verified against their sha1) and may evict afterwards. Each rank reads only its own rows.
+"""
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import json
+import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mmbert.io import read_json, sha256_file
+from mmbert.io import read_json
+from mmbert.mds import streaming_base
 
 
 class PackedShards:
-    def __init__(self, folder: str | Path, *, verify: bool = True) -> None:
-        self.folder = Path(folder)
-        self.manifest = read_json(self.folder / "manifest.json")
-        arrays = []
-        for shard in self.manifest["shards"]:
-            path = self.folder / shard["file"]
-            if verify and sha256_file(path) != shard["sha256"]:
-                raise ValueError(f"{path}: checksum does not match manifest.json (corrupt or stale shard)")
-            arrays.append(np.load(path, mmap_mode="r"))
-        self.rows = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+    def __init__(self, folder: str | Path, *, remote: str | None = None, cache: str | None = None,
+                 block_rows: int = 1 << 16, verify: bool = True) -> None:
+        base = streaming_base()
+        manifest = _manifest_bytes(base, folder, remote)
+        if remote is None and read_json(Path(folder) / "index.json")["shards"][0]["zip_data"]:
+            # Streaming decompresses next to the compressed shards; the stage's output must stay
+            # as written, so compressed local shards are read like remote ones, through a cache.
+            remote = str(Path(folder).resolve())
+        if remote:
+            # Keyed by the manifest (which holds every shard's sha1): a re-built mix never meets
+            # stale cached shards.
+            self.folder = Path(cache or tempfile.gettempdir()) / f"mmbert-mds-{hashlib.sha256(manifest).hexdigest()[:16]}"
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "manifest.json").write_bytes(manifest)
+        else:
+            self.folder = Path(folder)
+        self.manifest = json.loads(manifest)
+        self.dataset = _dataset(str(self.folder), remote, "sha1" if remote and verify else None)
         self.seq_len = int(self.manifest["seq_len"])
+        self.block_rows = block_rows
+        self._shard_rows = np.asarray(self.dataset.samples_per_shard, dtype=np.int64)
+        self._shard_start = np.concatenate([[0], np.cumsum(self._shard_rows)])
+        self._rows_key = tuple(self._shard_rows.tolist())
+        self._unverified = set(range(len(self._shard_rows))) if verify and not remote else set()
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return int(self._shard_start[-1])
 
     def global_rows(self, position: int, count: int, seed: int) -> np.ndarray:
         """Row indices position..position+count of the endless seeded sequence of passes."""
         out = []
         while count > 0:
             epoch, offset = divmod(position, len(self))
-            take = min(count, len(self) - offset)
-            out.append(_permutation(len(self), seed, epoch)[offset : offset + take])
+            starts, blocks = _epoch_blocks(self._rows_key, self.block_rows, seed, epoch)
+            b = bisect.bisect_right(starts, offset) - 1
+            order = self._block_order(seed, epoch, blocks[b], b)
+            within = offset - starts[b]
+            take = min(count, len(order) - within)
+            out.append(order[within : within + take])
             position += take
             count -= take
-        return np.concatenate(out)
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+    def _block_order(self, seed: int, epoch: int, shards: tuple[int, ...], block: int) -> np.ndarray:
+        return _block_permutation(tuple(int(self._shard_start[s]) for s in shards),
+                                  tuple(int(self._shard_rows[s]) for s in shards), seed, epoch, block)
 
     def batch(self, position: int, global_size: int, rank: int, world: int, seed: int) -> np.ndarray:
         """This worker's contiguous share of the global batch starting at `position`."""
+        return np.stack([sample["input_ids"] for sample in self.samples(position, global_size, rank, world, seed)]
+                        ).astype(np.int64)
+
+    def samples(self, position: int, global_size: int, rank: int, world: int, seed: int) -> list[dict[str, Any]]:
+        """This worker's rows (input_ids, cu_seqlens) of the global batch starting at `position`."""
         if global_size % world:
             raise ValueError(f"global batch {global_size} is not divisible by {world} workers")
         rows = self.global_rows(position, global_size, seed)
         share = global_size // world
-        return np.asarray(self.rows[np.sort(rows[rank * share : (rank + 1) * share])], dtype=np.int64)
+        return [self.row(int(i)) for i in np.sort(rows[rank * share : (rank + 1) * share])]
+
+    def row(self, index: int) -> dict[str, Any]:
+        shard = int(np.searchsorted(self._shard_start, index, side="right")) - 1
+        if shard in self._unverified:
+            self._verify(shard)
+        return self.dataset[index]
+
+    def _verify(self, shard: int) -> None:
+        """A local shard is checked against index.json the first time it is read."""
+        stored = self.dataset.shards[shard].zip_data or self.dataset.shards[shard].raw_data
+        path = self.folder / stored.basename
+        expected = stored.hashes.get("sha1")
+        if expected and hashlib.sha1(path.read_bytes()).hexdigest() != expected:
+            raise ValueError(f"{path}: checksum does not match index.json (corrupt or stale shard)")
+        self._unverified.discard(shard)
 
 
-@lru_cache(maxsize=4)
-def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n)
+@lru_cache(maxsize=8)
+def _epoch_blocks(shard_rows: tuple[int, ...], block_rows: int, seed: int,
+                  epoch: int) -> tuple[list[int], list[tuple[int, ...]]]:
+    """One pass's shard order cut into blocks: where each block starts, and its shards."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(shard_rows))
+    starts, blocks, current, size, position = [], [], [], 0, 0
+    for shard in order.tolist():
+        if not current:
+            starts.append(position)
+        current.append(shard)
+        size += shard_rows[shard]
+        position += shard_rows[shard]
+        if size >= block_rows:
+            blocks.append(tuple(current))
+            current, size = [], 0
+    if current:
+        blocks.append(tuple(current))
+    return starts, blocks
+
+
+@lru_cache(maxsize=16)
+def _block_permutation(starts: tuple[int, ...], sizes: tuple[int, ...], seed: int, epoch: int,
+                       block: int) -> np.ndarray:
+    rows = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, sizes)])
+    return np.random.default_rng([seed, epoch, block + 1]).permutation(rows)
+
+
+@lru_cache(maxsize=None)
+def _dataset(local: str, remote: str | None, validate_hash: str | None) -> Any:
+    """One StreamingDataset per local folder and process: streaming refuses a second one on
+    the same folder (its shard states live in shared memory keyed by the folder)."""
+    return streaming_base().StreamingDataset(local=local, remote=remote, split=None, shuffle=False, batch_size=1,
+                                             validate_hash=validate_hash)
+
+
+def _manifest_bytes(base: Any, folder: str | Path, remote: str | None) -> bytes:
+    if remote is None:
+        return (Path(folder) / "manifest.json").read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        base.storage.CloudDownloader.direct_download(f"{remote.rstrip('/')}/manifest.json", f"{tmp}/manifest.json", 600)
+        return Path(f"{tmp}/manifest.json").read_bytes()

@@ -65,7 +65,9 @@ class PhaseTrainer:
         torch.set_num_threads(cfg.runtime.torch_threads)
         self.tokenizer = load_tokenizer(paths.tokenizer)
         self.ids = special_ids(self.tokenizer)
-        self.data = PackedShards(paths.mix)
+        remote = f"{cfg.runtime.mix_remote.rstrip('/')}/{phase}" if cfg.runtime.mix_remote else None
+        self.data = PackedShards(paths.mix, remote=remote, cache=cfg.runtime.data_cache,
+                                 block_rows=cfg.train.shuffle_block_rows)
         self.model = self._build_model(paths, len(self.tokenizer))
         self.loss_model = wrap(MaskedLMLoss(self.model)) if wrap else MaskedLMLoss(self.model)
         self.optimizer = build_optimizer(self.model, self.phase, cfg.train.optimizer)
