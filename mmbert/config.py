@@ -308,6 +308,7 @@ class MixConfig(_Strict):
     chunk_min_tokens: PositiveInt = Field(description="a split document's last piece is backfilled up to this")
     chunk_drop_below: PositiveInt = Field(description="pieces and documents shorter than this are dropped")
     pack_buffer_rows: PositiveInt = Field(description="open rows best-fit packing chooses among")
+    pack_task_tokens: PositiveInt = Field(description="tokens one Ray packing task packs (its own MDS partition)")
     shard_size_limit: PositiveInt = Field(description="bytes of one MDS shard before compression")
     compression: Literal["zstd"] | None
 

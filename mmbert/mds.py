@@ -39,3 +39,9 @@ def streaming_base() -> Any:
         package.__file__ = spec.origin
         sys.modules[PACKAGE] = package
     return importlib.import_module(f"{PACKAGE}.base")
+
+
+def streaming_module(name: str) -> Any:
+    """A submodule of `streaming.base`, e.g. 'util' for merge_index."""
+    streaming_base()
+    return importlib.import_module(f"{PACKAGE}.base.{name}")

@@ -1,8 +1,9 @@
-"""Stage `mix@<phase>`: the phase's languages, tokenized and cut into chunks, sampled with
-its temperature (p ∝ n^τ, some shares pinned), packed into fixed-length rows that record
-their document boundaries, and written as MDS shards (mosaicml-streaming's format, the one
-the official runs use) with a manifest (tokens per language, target and realised shares,
-shard checksums)."""
+"""Stage `mix@<phase>`: the phase's languages, tokenized and cut into chunks on Ray Data,
+sampled with its temperature (p ∝ n^τ, some shares pinned), packed into fixed-length rows
+that record their document boundaries by Ray tasks, and written as MDS shards
+(mosaicml-streaming's format, the one the official runs use) with a manifest (tokens per
+language, target and realised shares, shard checksums). Text and tokens stay on disk: the
+stage's memory does not grow with the corpus."""
 
 from __future__ import annotations
 
@@ -10,23 +11,29 @@ import argparse
 import heapq
 import logging
 import random
-from collections import defaultdict
+import shutil
+import tempfile
+import time
+from array import array
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from mmbert.chunking import ChunkRule
 from mmbert.cli import output_dir, phase_stage_parser, require_phase, run_stage
 from mmbert.config import PipelineConfig
-from mmbert.io import atomic_dir, read_json, read_jsonl, write_json
-from mmbert.chunking import BestFitPacker, ChunkRule, chunk_document, pack_chunks
-from mmbert.mds import streaming_base
+from mmbert.io import atomic_dir, read_json, write_json
+from mmbert.mixing.pack import pack_on_ray
+from mmbert.mixing.store import ChunkStore, ChunkStoreWriter
+from mmbert.mixing.tokenize import tokenize_corpus
 from mmbert.schedules import active_languages, temperature_probabilities
 from mmbert.seeding import Stream, derive_seed, name_key
 from mmbert.stages import write_record
 from mmbert.tokenizer import load_tokenizer, special_ids
+from mmbert.train import cluster
 
 log = logging.getLogger("mmbert.mix")
-HASHES = ["sha1", "xxh64"]  # recorded per shard in index.json; readers verify downloads with sha1
 
 
 def phase_languages(cfg: PipelineConfig, phase: str, corpus_dir: Path) -> list[str]:
@@ -39,73 +46,49 @@ def phase_languages(cfg: PipelineConfig, phase: str, corpus_dir: Path) -> list[s
         raise ValueError(f"phases.{phase}.data.languages: {exc}") from None
 
 
-def tokenized_chunks(corpus_dir: Path, languages: list[str], tokenizer, rule: ChunkRule) -> dict[str, list[list[int]]]:
-    """Each language's training documents, tokenized and cut into chunks (the unit sampled)."""
-    wanted = set(languages)
-    texts: dict[str, list[str]] = defaultdict(list)
-    for row in read_jsonl(corpus_dir / "train.jsonl"):
-        if row["lang"] in wanted:
-            texts[row["lang"]].append(row["text"])
-    chunks: dict[str, list[list[int]]] = {}
-    for lang in languages:
-        docs = tokenizer(texts[lang], add_special_tokens=False)["input_ids"] if texts[lang] else []
-        chunks[lang] = [list(piece) for doc in docs for piece in chunk_document(doc, rule)]
-    return chunks
+def sample_chunks(
+    lengths: Mapping[str, Sequence[int]], probs: dict[str, float], total_tokens: int, seed: int
+) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, int]]:
+    """Draw chunks until the token budget is met, each language's tokens in proportion to its
+    target probability. Returns the languages, the draws as (language index, chunk index)
+    arrays, and the tokens taken per language.
 
-
-def sample_documents(
-    docs: dict[str, list[list[int]]], probs: dict[str, float], total_tokens: int, seed: int
-) -> tuple[list[list[int]], dict[str, int]]:
-    """Draw documents until the token budget is met, each language's tokens in proportion to
-    its target probability.
-
-    Weighted fair queueing rather than independent random draws: the next document comes from
-    the language whose tokens, counting that document, are smallest relative to its target
-    share. Realised token shares then track the targets within one document per language at
+    Weighted fair queueing rather than independent random draws: the next chunk comes from
+    the language whose tokens, counting that chunk, are smallest relative to its target
+    share. Realised token shares then track the targets within one chunk per language at
     any budget, where random draws scatter by tens of percent at small budgets. Each
-    language's queue starts at a random fraction of its first document, so a language whose
-    target is below one document is still drawn with the right probability instead of never
-    (which would inflate everyone else's share). Each language walks its documents in a fresh
+    language's queue starts at a random fraction of its first chunk, so a language whose
+    target is below one chunk is still drawn with the right probability instead of never
+    (which would inflate everyone else's share). Each language walks its chunks in a fresh
     seeded order per pass, so a small language is repeated evenly (upsampled).
     """
     rng = random.Random(seed)
-    orders: dict[str, list[int]] = {lang: [] for lang in probs}
+    langs = list(probs)
+    orders: dict[str, list[int]] = {lang: [] for lang in langs}
 
-    def next_doc(lang: str) -> list[int]:
+    def next_length(lang: str) -> int:
         if not orders[lang]:
-            orders[lang] = list(range(len(docs[lang])))
+            orders[lang] = list(range(len(lengths[lang])))
             rng.shuffle(orders[lang])
-        return docs[lang][orders[lang][-1]]
+        return int(lengths[lang][orders[lang][-1]]) + 2  # [CLS] chunk [SEP]
 
-    taken: dict[str, int] = dict.fromkeys(probs, 0)
-    head_start = {lang: rng.random() * (len(next_doc(lang)) + 2) for lang in probs}
-    queue = [((len(next_doc(lang)) + 2 - head_start[lang]) / p, i, lang) for i, (lang, p) in enumerate(probs.items())]
+    taken: dict[str, int] = dict.fromkeys(langs, 0)
+    head_start = {lang: rng.random() * next_length(lang) for lang in langs}
+    queue = [((next_length(lang) - head_start[lang]) / probs[lang], i, lang) for i, lang in enumerate(langs)]
     heapq.heapify(queue)
-    chosen: list[list[int]] = []
+    lang_index, chunk_index = array("i"), array("q")
     used = 0
     while used < total_tokens:
         _, order, lang = heapq.heappop(queue)
-        doc = docs[lang][orders[lang].pop()]
-        chosen.append(doc)
-        taken[lang] += len(doc) + 2  # [CLS] doc [SEP]
-        used += len(doc) + 2
-        finish = taken[lang] + len(next_doc(lang)) + 2 - head_start[lang]
+        size = next_length(lang)
+        lang_index.append(order)
+        chunk_index.append(orders[lang].pop())
+        taken[lang] += size
+        used += size
+        finish = taken[lang] + next_length(lang) - head_start[lang]
         heapq.heappush(queue, (finish / probs[lang], order, lang))
-    return chosen, {lang: n for lang, n in taken.items() if n}
-
-
-def write_mds(rows, folder: Path, dtype: np.dtype, cfg: PipelineConfig) -> dict[str, float | int]:
-    """Write packed rows as an MDS dataset; returns row and token counts."""
-    writer_cls = streaming_base().MDSWriter
-    columns = {"input_ids": f"ndarray:{dtype.name}", "cu_seqlens": "ndarray:int32"}
-    count = real = 0
-    with writer_cls(out=str(folder), columns=columns, compression=cfg.mix.compression, hashes=HASHES,
-                    size_limit=cfg.mix.shard_size_limit, progress_bar=False) as writer:
-        for row in rows:
-            writer.write({"input_ids": row.input_ids, "cu_seqlens": row.cu_seqlens})
-            count += 1
-            real += int(row.cu_seqlens[-1])
-    return {"rows": count, "real_tokens": real}
+    return langs, np.asarray(lang_index, dtype=np.int32), np.asarray(chunk_index, dtype=np.int64), \
+        {lang: n for lang, n in taken.items() if n}
 
 
 def shard_listing(folder: Path) -> list[dict[str, object]]:
@@ -119,25 +102,51 @@ def shard_listing(folder: Path) -> list[dict[str, object]]:
     return listed
 
 
-def build_mix(cfg: PipelineConfig, phase: str, folder: Path) -> dict[str, object]:
-    """Sample, pack and write the phase's rows into `folder`; returns the manifest."""
+class Progress:
+    """Logs documents, chunks, tokens and tokens/s at most every `every` seconds."""
+
+    def __init__(self, phase: str, every: float = 10.0) -> None:
+        self.phase, self.every, self.last = phase, every, 0.0
+
+    def __call__(self, documents: int, tokens: int, seconds: float, final: bool = False) -> None:
+        if final or seconds - self.last >= self.every:
+            self.last = seconds
+            log.info("mix@%s: tokenized %d documents, %d tokens (%.0f tokens/s)", self.phase, documents, tokens,
+                     tokens / max(seconds, 1e-9))
+
+
+def build_mix(cfg: PipelineConfig, phase: str, folder: Path, work: Path) -> dict[str, object]:
+    """Tokenize, sample, pack and write the phase's rows into `folder` (`work` holds the
+    tokenized chunks meanwhile); returns the manifest."""
+    import ray
+
     data = cfg.phases[phase].data
-    corpus_dir = output_dir(cfg, "corpus")
-    tokenizer = load_tokenizer(output_dir(cfg, "tokenizer"))
+    corpus_dir, tokenizer_dir = output_dir(cfg, "corpus"), output_dir(cfg, "tokenizer")
+    tokenizer = load_tokenizer(tokenizer_dir)
     ids = special_ids(tokenizer)
     languages = phase_languages(cfg, phase, corpus_dir)
     rule = ChunkRule(data.seq_len - 2, cfg.mix.chunk_min_tokens, cfg.mix.chunk_drop_below)
-    chunks = tokenized_chunks(corpus_dir, languages, tokenizer, rule)
-    sizes = {lang: sum(len(c) for c in lang_chunks) for lang, lang_chunks in chunks.items()}
+    dtype = np.dtype(np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32)
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    started = time.perf_counter()
+    counted = tokenize_corpus([corpus_dir / "train.jsonl"], languages, tokenizer_dir, rule,
+                              ChunkStoreWriter(work, dtype), actors=cpus, progress=Progress(phase))
+    tokenize_seconds = time.perf_counter() - started
+    store = ChunkStore(work, dtype)
+    lengths = {lang: store.lengths(lang) for lang in languages}
+    sizes = {lang: int(lengths[lang].sum()) for lang in languages}
     try:
         probs = temperature_probabilities(sizes, data.temperature, data.pinned_shares)
     except ValueError as exc:
         raise ValueError(f"phases.{phase}.data.pinned_shares: {exc}") from None
-    chosen, taken = sample_documents(chunks, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)))
-    dtype = np.dtype(np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32)
-    packer = BestFitPacker(data.seq_len, cfg.mix.pack_buffer_rows, cls_id=ids.cls, sep_id=ids.sep, pad_id=ids.pad,
-                           dtype=dtype)
-    written = write_mds(pack_chunks(chosen, packer), folder, dtype, cfg)
+    langs, lang_index, chunk_index, taken = sample_chunks(
+        lengths, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)))
+    drawn_lengths = np.fromiter((lengths[langs[li]][ci] for li, ci in zip(lang_index, chunk_index)), dtype=np.int64,
+                                count=len(lang_index))
+    settings = {"seq_len": data.seq_len, "buffer_rows": cfg.mix.pack_buffer_rows, "cls": ids.cls, "sep": ids.sep,
+                "pad": ids.pad, "compression": cfg.mix.compression, "shard_size_limit": cfg.mix.shard_size_limit}
+    written = pack_on_ray(work, dtype, langs, lang_index, chunk_index, drawn_lengths, folder, settings,
+                          cfg.mix.pack_task_tokens)
     total = sum(taken.values())
     return {
         "phase": phase,
@@ -145,12 +154,14 @@ def build_mix(cfg: PipelineConfig, phase: str, folder: Path) -> dict[str, object
         "columns": {"input_ids": dtype.name, "cu_seqlens": "int32"},
         "seq_len": data.seq_len,
         "rows": written["rows"],
-        "chunks": len(chosen),
+        "chunks": int(len(lang_index)),
         "tokens": int(total),
         "temperature": data.temperature,
         "languages": len(languages),
-        "packing_efficiency": written["real_tokens"] / (written["rows"] * data.seq_len),
+        "packing_efficiency": written["real_tokens"] / max(1, written["rows"] * data.seq_len),
         "vocab_size": len(tokenizer),
+        "throughput": {"tokenized_tokens": sum(counted.values()), "tokenize_seconds": round(tokenize_seconds, 3),
+                       "pack_tasks": written["tasks"], "seconds": round(time.perf_counter() - started, 3)},
         "per_language": {
             lang: {"corpus_tokens": sizes[lang], "target_share": probs[lang], "tokens": taken[lang], "share": taken[lang] / total}
             for lang in taken
@@ -163,10 +174,16 @@ def build_mix(cfg: PipelineConfig, phase: str, folder: Path) -> dict[str, object
 def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     phase = require_phase(cfg, args.phase)
     target = output_dir(cfg, "mix", phase)
-    with atomic_dir(target) as tmp:
-        manifest = build_mix(cfg, phase, tmp)
-        write_json(tmp / "manifest.json", manifest)
-        write_record(tmp, cfg, f"mix@{phase}")
+    cluster.ensure_connected(cfg.runtime)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{phase}.chunks.", dir=target.parent))  # beside the output: same disk
+    try:
+        with atomic_dir(target) as tmp:
+            manifest = build_mix(cfg, phase, tmp, work)
+            write_json(tmp / "manifest.json", manifest)
+            write_record(tmp, cfg, f"mix@{phase}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     top = list(manifest["per_language"].items())[:5]
     log.info(
         "mix@%s: %d languages, %d sequences of %d tokens (%.1f%% packed), top shares %s -> %s",

@@ -1,11 +1,18 @@
-"""Temperature sampling of documents against its target distribution."""
+"""Temperature sampling of chunks against its target distribution."""
 
 from __future__ import annotations
 
 import pytest
 
-from mmbert.mix import sample_documents
+from mmbert.mix import sample_chunks
 from mmbert.schedules import temperature_probabilities
+
+
+def sample_documents(docs, probs, total_tokens, seed):
+    """The drawn documents themselves, and tokens per language."""
+    lengths = {lang: [len(d) for d in lang_docs] for lang, lang_docs in docs.items()}
+    langs, lang_index, chunk_index, taken = sample_chunks(lengths, probs, total_tokens, seed)
+    return [docs[langs[li]][ci] for li, ci in zip(lang_index, chunk_index)], taken
 
 
 def _corpus():

@@ -76,7 +76,7 @@ def test_shards_are_checked_against_the_manifest(micro, tmp_path):
     cfg, out = micro
     copy = tmp_path / "mix"
     shutil.copytree(out / "mix" / "pretrain", copy)
-    shard = sorted(copy.glob("shard.*.mds*"))[-1]  # the stored (compressed) shard
+    shard = sorted(copy.glob("part-*/shard.*.mds.zstd"))[-1]  # a stored (compressed) shard
     data = bytearray(shard.read_bytes())
     data[-1] ^= 0xFF
     shard.write_bytes(bytes(data))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from mmbert.config import RuntimeConfig
@@ -51,6 +52,13 @@ def start_local(log_to_driver: bool) -> str:
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True, dashboard_host=LOOPBACK,
              _node_ip_address=LOOPBACK, _temp_dir=temp_dir, log_to_driver=log_to_driver)
     return ray.get_runtime_context().gcs_address
+
+
+def ensure_connected(runtime: RuntimeConfig) -> None:
+    """Connect unless this process already is (tests run several stages in one process)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        connect(runtime)
 
 
 def connect(runtime: RuntimeConfig) -> str:

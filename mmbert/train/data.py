@@ -7,6 +7,11 @@ block. A resumed run (on any number of workers) asks for the same positions and 
 same rows, so it needs no reader state; and the ranks of a node only touch the few shards of
 the current block, which `StreamingDataset` downloads from the object store on first use
 (verified against their sha1) and may evict afterwards. Each rank reads only its own rows.
+
+Reading goes through streaming's `Stream` (index, download, decompression, hash checks) and
+its MDS shard readers, not `StreamingDataset`: random access by position needs none of the
+dataset's iteration machinery, whose shared-memory registry outlives a killed run and then
+refuses the same cache folder. Processes sharing a cache take a file lock per shard instead.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
 from mmbert.io import read_json
-from mmbert.mds import streaming_base
+from mmbert.mds import streaming_base, streaming_module
 
 
 class PackedShards:
@@ -43,13 +49,16 @@ class PackedShards:
         else:
             self.folder = Path(folder)
         self.manifest = json.loads(manifest)
-        self.dataset = _dataset(str(self.folder), remote, "sha1" if remote and verify else None)
+        self.stream = _stream(str(self.folder), remote, "sha1" if remote and verify else None)
+        with FileLock(str(self.folder / ".index.lock")):
+            self.shards = self.stream.get_shards(streaming_module("world").World.detect(), allow_unsafe_types=False)
         self.seq_len = int(self.manifest["seq_len"])
         self.block_rows = block_rows
-        self._shard_rows = np.asarray(self.dataset.samples_per_shard, dtype=np.int64)
+        self._shard_rows = np.asarray([shard.samples for shard in self.shards], dtype=np.int64)
         self._shard_start = np.concatenate([[0], np.cumsum(self._shard_rows)])
         self._rows_key = tuple(self._shard_rows.tolist())
-        self._unverified = set(range(len(self._shard_rows))) if verify and not remote else set()
+        self._ready: set[int] = set()
+        self._verify_local = verify and not remote
 
     def __len__(self) -> int:
         return int(self._shard_start[-1])
@@ -88,18 +97,22 @@ class PackedShards:
 
     def row(self, index: int) -> dict[str, Any]:
         shard = int(np.searchsorted(self._shard_start, index, side="right")) - 1
-        if shard in self._unverified:
-            self._verify(shard)
-        return self.dataset[index]
+        if shard not in self._ready:
+            self._prepare(shard)
+        return self.shards[shard].get_item(index - int(self._shard_start[shard]))
 
-    def _verify(self, shard: int) -> None:
-        """A local shard is checked against index.json the first time it is read."""
-        stored = self.dataset.shards[shard].zip_data or self.dataset.shards[shard].raw_data
-        path = self.folder / stored.basename
-        expected = stored.hashes.get("sha1")
-        if expected and hashlib.sha1(path.read_bytes()).hexdigest() != expected:
-            raise ValueError(f"{path}: checksum does not match index.json (corrupt or stale shard)")
-        self._unverified.discard(shard)
+    def _prepare(self, shard: int) -> None:
+        """Download (and check) a remote shard, or check a local one, the first time it is read."""
+        reader = self.shards[shard]
+        with FileLock(str(self.folder / f".shard-{shard}.lock")):
+            self.stream.prepare_shard(reader)
+        if self._verify_local:
+            stored = reader.raw_data
+            expected = stored.hashes.get("sha1")
+            path = self.folder / stored.basename
+            if expected and hashlib.sha1(path.read_bytes()).hexdigest() != expected:
+                raise ValueError(f"{path}: checksum does not match index.json (corrupt or stale shard)")
+        self._ready.add(shard)
 
 
 @lru_cache(maxsize=8)
@@ -129,12 +142,11 @@ def _block_permutation(starts: tuple[int, ...], sizes: tuple[int, ...], seed: in
     return np.random.default_rng([seed, epoch, block + 1]).permutation(rows)
 
 
-@lru_cache(maxsize=None)
-def _dataset(local: str, remote: str | None, validate_hash: str | None) -> Any:
-    """One StreamingDataset per local folder and process: streaming refuses a second one on
-    the same folder (its shard states live in shared memory keyed by the folder)."""
-    return streaming_base().StreamingDataset(local=local, remote=remote, split=None, shuffle=False, batch_size=1,
-                                             validate_hash=validate_hash)
+def _stream(local: str, remote: str | None, validate_hash: str | None) -> Any:
+    stream = streaming_base().Stream(remote=remote, local=local, validate_hash=validate_hash, keep_zip=False)
+    stream.apply_default({"split": None, "download_retry": 2, "download_timeout": 600, "validate_hash": None,
+                          "keep_zip": False})
+    return stream
 
 
 def _manifest_bytes(base: Any, folder: str | Path, remote: str | None) -> bytes:

@@ -1,0 +1,121 @@
+"""The mix stage's MDS output and the training reader: the official reader reads it, rows
+keep document boundaries, the reader's order is exact under resume and stays within shard
+blocks, a remote copy reads like the local one, and tokenization on Ray is deterministic."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmbert.chunking import ChunkRule
+from mmbert.io import read_json, write_json
+from mmbert.mds import streaming_base
+from mmbert.mixing.pack import segments
+from mmbert.tokenizer import load_tokenizer, special_ids
+from mmbert.train.data import PackedShards
+
+
+def test_the_mix_is_an_mds_dataset_with_document_boundaries(micro, tmp_path):
+    cfg, out = micro
+    folder = out / "mix" / "pretrain"
+    manifest = read_json(folder / "manifest.json")
+    ids = special_ids(load_tokenizer(out / "tokenizer"))
+    # streaming's own StreamingDataset, as a user of the official data would read it
+    dataset = streaming_base().StreamingDataset(remote=str(folder), local=str(tmp_path / "cache"), shuffle=False,
+                                                batch_size=1)
+    assert len(dataset) == manifest["rows"]
+    real = 0
+    for sample in dataset:
+        row, bounds = sample["input_ids"], sample["cu_seqlens"].tolist()
+        assert row.dtype == np.uint16 and len(row) == manifest["seq_len"] and bounds[0] == 0
+        for a, b in zip(bounds, bounds[1:]):
+            assert row[a] == ids.cls and row[b - 1] == ids.sep and b - a >= 3
+            assert ids.cls not in row[a + 1 : b - 1].tolist()
+        assert (row[bounds[-1]:] == ids.pad).all()
+        real += bounds[-1]
+    assert real == manifest["tokens"]  # every sampled chunk is in exactly one row
+    assert manifest["packing_efficiency"] == pytest.approx(real / (manifest["rows"] * manifest["seq_len"]))
+    shares = {lang: row["share"] for lang, row in manifest["per_language"].items()}
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_a_remote_copy_reads_like_the_local_one(micro, tmp_path):
+    cfg, out = micro
+    folder = out / "mix" / "pretrain"
+    local = PackedShards(folder, cache=str(tmp_path / "a"))
+    remote = PackedShards(None, remote=str(folder), cache=str(tmp_path / "b"))
+    for position in (0, 40, 10_000):
+        assert (local.batch(position, 8, 1, 2, seed=3) == remote.batch(position, 8, 1, 2, seed=3)).all()
+    assert sorted(p.name for p in (tmp_path / "b").iterdir())[0].startswith("mmbert-mds-")
+
+
+def synthetic(folder: Path, rows: int, size_limit: int) -> Path:
+    with streaming_base().MDSWriter(out=str(folder), columns={"input_ids": "ndarray:uint32", "cu_seqlens": "ndarray:int32"},
+                                    compression=None, hashes=["sha1"], size_limit=size_limit) as writer:
+        for i in range(rows):
+            writer.write({"input_ids": np.full(8, i, np.uint32), "cu_seqlens": np.array([0, 8], np.int32)})
+    write_json(folder / "manifest.json", {"seq_len": 8})
+    return folder
+
+
+def test_each_pass_visits_every_row_once_block_by_block(tmp_path):
+    data = PackedShards(synthetic(tmp_path / "mds", rows=1000, size_limit=2000), block_rows=150)
+    n, starts = len(data), data._shard_start
+    assert n == 1000 and len(data._shard_rows) > 10
+    two_passes = data.global_rows(0, 2 * n, seed=5)
+    for one in (two_passes[:n], two_passes[n:]):
+        assert sorted(one.tolist()) == list(range(n))
+    assert not (two_passes[:n] == two_passes[n:]).all()  # a fresh order per pass
+    # the first rows of a pass come from the shards of its first block only
+    shard_of = np.searchsorted(starts, two_passes[:150], side="right") - 1
+    assert 1 <= len(set(shard_of.tolist())) <= 150 // int(data._shard_rows.min()) + 1
+    # a resumed reader asks for the same positions and gets the same rows, in any split
+    pieces = [data.global_rows(a, b - a, seed=5) for a, b in [(0, 333), (333, 1500), (1500, 2000)]]
+    assert (np.concatenate(pieces) == two_passes).all()
+    # the workers' shares of a global batch partition it
+    shares = [data.batch(700, 12, rank, 3, seed=5)[:, 0] for rank in range(3)]
+    assert sorted(np.concatenate(shares).tolist()) == sorted(two_passes[700:712].tolist())
+
+
+def test_a_corrupt_local_shard_is_refused_when_first_read(tmp_path):
+    folder = synthetic(tmp_path / "mds", rows=50, size_limit=1 << 20)
+    shard = folder / "shard.00000.mds"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    reader = PackedShards(folder)
+    with pytest.raises(ValueError, match="checksum"):
+        reader.batch(0, 2, 0, 1, seed=0)
+
+
+def test_segments_cut_the_draws_by_tokens():
+    lengths = np.array([8, 8, 8, 8, 8, 8])  # 10 tokens each with [CLS] and [SEP]
+    assert segments(lengths, 25) == [(0, 3), (3, 5), (5, 6)]
+    assert segments(lengths, 1000) == [(0, 6)]
+
+
+def _store_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_tokenization_on_ray_does_not_depend_on_the_number_of_actors(micro, tmp_path):
+    from mmbert.mixing.store import ChunkStoreWriter
+    from mmbert.mixing.tokenize import tokenize_corpus
+
+    cfg, out = micro
+    rule = ChunkRule(30, 8, 2)
+    languages = ["eng_Latn", "fra_Latn", "deu_Latn"]
+    digests = []
+    for actors in (1, 2):
+        store = tmp_path / f"store{actors}"
+        totals = tokenize_corpus([out / "corpus" / "train.jsonl"], languages, out / "tokenizer", rule,
+                                 ChunkStoreWriter(store, np.dtype(np.uint16)), actors=actors)
+        assert set(totals) == set(languages) and min(totals.values()) > 0
+        digests.append(_store_digest(store))
+    assert digests[0] == digests[1]
