@@ -24,8 +24,8 @@ from tasks.ray_head import local_ray_cluster
 
 
 def _needs_ray(waves: list[list[str]], cfg: PipelineConfig) -> bool:
-    """Training stages, and the paper suites that are enabled, run on the cluster."""
-    return any(stage.startswith("train@") or (stage.startswith("eval-")
+    """Mix and training stages, and the paper suites that are enabled, run on the cluster."""
+    return any(stage.startswith(("mix@", "train@")) or (stage.startswith("eval-")
                                               and getattr(cfg.suites, stage.removeprefix("eval-")).enabled)
                for wave in waves for stage in wave)
 

@@ -116,6 +116,9 @@ class PhaseData(_Strict):
     tokens: PositiveInt
     seq_len: PositiveInt
     pinned_shares: dict[str, Annotated[float, Field(gt=0, lt=1)]]
+    released: list[str] = Field(description=(
+        "pre-tokenized MDS datasets to train on instead of the corpus (the official mixes: "
+        "hf://datasets/jhu-clsp/mmBERT-...; any streaming remote or local folder); [] builds the mix"))
 
     @field_validator("languages")
     @classmethod

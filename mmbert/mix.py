@@ -16,6 +16,7 @@ import tempfile
 import time
 from array import array
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from mmbert.cli import output_dir, phase_stage_parser, require_phase, run_stage
 from mmbert.config import PipelineConfig
 from mmbert.io import atomic_dir, read_json, write_json
 from mmbert.mixing.pack import pack_on_ray
+from mmbert.mixing.released import take_released
 from mmbert.mixing.store import ChunkStore, ChunkStoreWriter
 from mmbert.mixing.tokenize import tokenize_corpus
 from mmbert.schedules import active_languages, temperature_probabilities
@@ -115,23 +117,25 @@ class Progress:
                      tokens / max(seconds, 1e-9))
 
 
-def build_mix(cfg: PipelineConfig, phase: str, folder: Path, work: Path) -> dict[str, object]:
-    """Tokenize, sample, pack and write the phase's rows into `folder` (`work` holds the
-    tokenized chunks meanwhile); returns the manifest."""
-    import ray
+@dataclass
+class Draws:
+    """The chunks a phase packs, in order, and what they hold per language (or released set)."""
 
+    keys: list[str]
+    key_index: np.ndarray
+    chunk_index: np.ndarray
+    lengths: np.ndarray  # of each drawn chunk, without [CLS] and [SEP]
+    per_key: dict[str, dict[str, float]]
+    languages: int
+
+
+def corpus_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype, work: Path, cpus: int) -> Draws:
+    """The corpus's documents in the phase's languages, tokenized on Ray, temperature-sampled."""
     data = cfg.phases[phase].data
-    corpus_dir, tokenizer_dir = output_dir(cfg, "corpus"), output_dir(cfg, "tokenizer")
-    tokenizer = load_tokenizer(tokenizer_dir)
-    ids = special_ids(tokenizer)
+    corpus_dir = output_dir(cfg, "corpus")
     languages = phase_languages(cfg, phase, corpus_dir)
-    rule = ChunkRule(data.seq_len - 2, cfg.mix.chunk_min_tokens, cfg.mix.chunk_drop_below)
-    dtype = np.dtype(np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32)
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    started = time.perf_counter()
-    counted = tokenize_corpus([corpus_dir / "train.jsonl"], languages, tokenizer_dir, rule,
-                              ChunkStoreWriter(work, dtype), actors=cpus, progress=Progress(phase))
-    tokenize_seconds = time.perf_counter() - started
+    tokenize_corpus([corpus_dir / "train.jsonl"], languages, output_dir(cfg, "tokenizer"), rule,
+                    ChunkStoreWriter(work, dtype), actors=cpus, progress=Progress(phase))
     store = ChunkStore(work, dtype)
     lengths = {lang: store.lengths(lang) for lang in languages}
     sizes = {lang: int(lengths[lang].sum()) for lang in languages}
@@ -141,32 +145,69 @@ def build_mix(cfg: PipelineConfig, phase: str, folder: Path, work: Path) -> dict
         raise ValueError(f"phases.{phase}.data.pinned_shares: {exc}") from None
     langs, lang_index, chunk_index, taken = sample_chunks(
         lengths, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)))
-    drawn_lengths = np.fromiter((lengths[langs[li]][ci] for li, ci in zip(lang_index, chunk_index)), dtype=np.int64,
-                                count=len(lang_index))
+    drawn = np.fromiter((lengths[langs[li]][ci] for li, ci in zip(lang_index, chunk_index)), dtype=np.int64,
+                        count=len(lang_index))
+    total = sum(taken.values())
+    per_key = {lang: {"corpus_tokens": sizes[lang], "target_share": probs[lang], "tokens": taken[lang],
+                      "share": taken[lang] / total} for lang in taken}
+    return Draws(langs, lang_index, chunk_index, drawn, per_key, len(languages))
+
+
+def released_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype, work: Path,
+                   vocab_size: int) -> Draws:
+    """The released sets' documents, in their order, up to the phase's token budget."""
+    data = cfg.phases[phase].data
+    writer = ChunkStoreWriter(work, dtype)
+    taken = take_released(data.released, data.tokens, rule, vocab_size, writer, work / "download")
+    writer.close()
+    store = ChunkStore(work, dtype)
+    keys = list(taken)
+    lengths = [store.lengths(key) for key in keys]
+    key_index = np.concatenate([np.full(len(n), k, dtype=np.int32) for k, n in enumerate(lengths)])
+    chunk_index = np.concatenate([np.arange(len(n), dtype=np.int64) for n in lengths])
+    total = max(1, sum(taken.values()))
+    per_key = {key: {"target_share": 1 / len(keys), "tokens": taken[key], "share": taken[key] / total} for key in keys}
+    return Draws(keys, key_index, chunk_index, np.concatenate(lengths).astype(np.int64), per_key, 0)
+
+
+def build_mix(cfg: PipelineConfig, phase: str, folder: Path, work: Path) -> dict[str, object]:
+    """Tokenize (or take released tokens), sample, pack and write the phase's rows into
+    `folder` (`work` holds the tokenized chunks meanwhile); returns the manifest."""
+    import ray
+
+    data = cfg.phases[phase].data
+    tokenizer = load_tokenizer(output_dir(cfg, "tokenizer"))
+    ids = special_ids(tokenizer)
+    rule = ChunkRule(data.seq_len - 2, cfg.mix.chunk_min_tokens, cfg.mix.chunk_drop_below)
+    dtype = np.dtype(np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32)
+    started = time.perf_counter()
+    if data.released:
+        draws = released_draws(cfg, phase, rule, dtype, work, len(tokenizer))
+    else:
+        draws = corpus_draws(cfg, phase, rule, dtype, work, max(1, int(ray.cluster_resources().get("CPU", 1))))
+    prepared = time.perf_counter() - started
     settings = {"seq_len": data.seq_len, "buffer_rows": cfg.mix.pack_buffer_rows, "cls": ids.cls, "sep": ids.sep,
                 "pad": ids.pad, "compression": cfg.mix.compression, "shard_size_limit": cfg.mix.shard_size_limit}
-    written = pack_on_ray(work, dtype, langs, lang_index, chunk_index, drawn_lengths, folder, settings,
-                          cfg.mix.pack_task_tokens)
-    total = sum(taken.values())
+    written = pack_on_ray(work, dtype, draws.keys, draws.key_index, draws.chunk_index, draws.lengths, folder,
+                          settings, cfg.mix.pack_task_tokens)
+    tokens = int(draws.lengths.sum() + 2 * len(draws.lengths))
     return {
         "phase": phase,
         "format": "mds",
+        "source": {"released": data.released} if data.released else "corpus",
         "columns": {"input_ids": dtype.name, "cu_seqlens": "int32"},
         "seq_len": data.seq_len,
         "rows": written["rows"],
-        "chunks": int(len(lang_index)),
-        "tokens": int(total),
+        "chunks": int(len(draws.lengths)),
+        "tokens": tokens,
         "temperature": data.temperature,
-        "languages": len(languages),
+        "languages": draws.languages,
         "packing_efficiency": written["real_tokens"] / max(1, written["rows"] * data.seq_len),
         "vocab_size": len(tokenizer),
-        "throughput": {"tokenized_tokens": sum(counted.values()), "tokenize_seconds": round(tokenize_seconds, 3),
-                       "pack_tasks": written["tasks"], "seconds": round(time.perf_counter() - started, 3)},
-        "per_language": {
-            lang: {"corpus_tokens": sizes[lang], "target_share": probs[lang], "tokens": taken[lang], "share": taken[lang] / total}
-            for lang in taken
-        },
-        "languages_sampled": len(taken),
+        "throughput": {"prepare_seconds": round(prepared, 3), "pack_tasks": written["tasks"],
+                       "seconds": round(time.perf_counter() - started, 3)},
+        "per_language" if not data.released else "per_source": draws.per_key,
+        "languages_sampled": len(draws.per_key),
         "shards": shard_listing(folder),
     }
 
@@ -184,7 +225,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
             write_record(tmp, cfg, f"mix@{phase}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    top = list(manifest["per_language"].items())[:5]
+    top = list(manifest.get("per_language", manifest.get("per_source")).items())[:5]
     log.info(
         "mix@%s: %d languages, %d sequences of %d tokens (%.1f%% packed), top shares %s -> %s",
         phase, manifest["languages"], manifest["rows"], manifest["seq_len"], 100 * manifest["packing_efficiency"],

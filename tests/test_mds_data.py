@@ -119,3 +119,81 @@ def test_tokenization_on_ray_does_not_depend_on_the_number_of_actors(micro, tmp_
         assert set(totals) == set(languages) and min(totals.values()) > 0
         digests.append(_store_digest(store))
     assert digests[0] == digests[1]
+
+
+def released_fixture(folder: Path, docs: list[np.ndarray]) -> Path:
+    """A set in the released mixes' layout: MDS, {input_ids: uint32[], id: str}, zstd shards."""
+    with streaming_base().MDSWriter(out=str(folder), columns={"input_ids": "ndarray:uint32", "id": "str"},
+                                    compression="zstd", hashes=["sha1", "xxh64"], size_limit=4000) as writer:
+        for i, ids in enumerate(docs):
+            writer.write({"input_ids": ids.astype(np.uint32), "id": f"doc-{i}"})
+    return folder
+
+
+def test_a_phase_trains_on_a_released_mix_taking_only_its_budget(micro, tmp_path):
+    import argparse
+    import shutil
+
+    from mmbert import mix
+    from helpers import micro_config
+
+    _, out = micro
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(5, 1000, size=int(n)) for n in rng.integers(20, 300, size=400)]
+    released = released_fixture(tmp_path / "released", docs)
+    shards = len(read_json(released / "index.json")["shards"])
+    run = tmp_path / "run"
+    for part in ("corpus", "tokenizer"):
+        shutil.copytree(out / part, run / part)
+    cfg = with_released(micro_config(run), str(released), tokens=6000)
+    mix.main(cfg, argparse.Namespace(phase="pretrain"))
+    manifest = read_json(run / "mix" / "pretrain" / "manifest.json")
+    assert manifest["source"] == {"released": [str(released)]}
+    seq_len = manifest["seq_len"]
+    # the chunks are the released documents in order, cut by the chunk rule, nothing else
+    taken, expected = 0, []
+    for ids in docs:
+        pieces = chunk_document_rule(ids, seq_len - 2, cfg)
+        expected += [p.tolist() for p in pieces]
+        taken += sum(len(p) + 2 for p in pieces)
+        if taken >= 6000:
+            break
+    assert manifest["tokens"] == taken >= 6000  # whole documents, stopping once the budget is met
+    reader = PackedShards(run / "mix" / "pretrain", cache=str(tmp_path / "cache"))
+    found = []
+    for i in range(len(reader)):
+        row = reader.row(i)
+        bounds = row["cu_seqlens"].tolist()
+        found += [row["input_ids"][a + 1 : b - 1].tolist() for a, b in zip(bounds, bounds[1:])]
+    assert sorted(found) == sorted(expected)
+    assert len(expected) < len(docs) and shards > 3
+
+
+def with_released(cfg, released: str, tokens: int):
+    phase = cfg.phases["pretrain"]
+    data = phase.data.model_copy(update={"released": [released], "tokens": tokens})
+    return cfg.model_copy(update={"phases": {**cfg.phases, "pretrain": phase.model_copy(update={"data": data})}})
+
+
+def chunk_document_rule(ids: np.ndarray, max_tokens: int, cfg) -> list[np.ndarray]:
+    from mmbert.chunking import chunk_document
+
+    return chunk_document(ids, ChunkRule(max_tokens, cfg.mix.chunk_min_tokens, cfg.mix.chunk_drop_below))
+
+
+def test_released_ids_outside_the_tokenizer_are_refused(micro, tmp_path):
+    import argparse
+    import shutil
+
+    from mmbert import mix
+    from helpers import micro_config
+
+    _, out = micro
+    released = released_fixture(tmp_path / "released", [np.array([5, 6, 250_000])])
+    run = tmp_path / "run"
+    for part in ("corpus", "tokenizer"):
+        shutil.copytree(out / part, run / part)
+    cfg = with_released(micro_config(run), str(released), tokens=1000)
+    with pytest.raises(ValueError, match="Gemma 2"):
+        mix.main(cfg, argparse.Namespace(phase="pretrain"))
+    assert not (run / "mix" / "pretrain").exists()  # nothing half-written

@@ -62,8 +62,9 @@ def tokenize_corpus(files: list[Path], languages: list[str], tokenizer_dir: Path
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # chunk i of a language is the same on every run
     ctx.enable_progress_bars = False  # progress is logged by the caller, in documents and tokens
-    # Reading takes a fraction of a CPU, so that a full pool of tokenizer actors never starves it.
-    read_args = {"num_cpus": 0.25}
+    # Reading claims no CPU: tokenizer actors (of this and of concurrent mix stages on the
+    # same cluster) may hold every CPU, and must never wait for a read that cannot start.
+    read_args = {"num_cpus": 0}
     ds = ray.data.read_json([str(f) for f in files], lines=True, **read_args) if files[0].suffix == ".jsonl" \
         else ray.data.read_parquet([str(f) for f in files], **read_args)
     ds = ds.select_columns(["lang", "text"])
