@@ -16,9 +16,11 @@ tests/test_mds.py checks on every run.
 from __future__ import annotations
 
 import importlib
+import json
 import importlib.util
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 PACKAGE = "streaming"
@@ -45,3 +47,23 @@ def streaming_module(name: str) -> Any:
     """A submodule of `streaming.base`, e.g. 'util' for merge_index."""
     streaming_base()
     return importlib.import_module(f"{PACKAGE}.base.{name}")
+
+
+def open_stream(local: str, remote: str | None, validate_hash: str | None) -> Any:
+    """A streaming `Stream` over one MDS dataset: index, download, decompression, hash checks."""
+    stream = streaming_base().Stream(remote=remote, local=local, validate_hash=validate_hash, keep_zip=False)
+    stream.apply_default({"split": None, "download_retry": 2, "download_timeout": 600, "validate_hash": None,
+                          "keep_zip": False})
+    return stream
+
+
+def stream_shards(stream: Any) -> list[Any]:
+    """The dataset's shard readers (downloading index.json first when remote)."""
+    return stream.get_shards(streaming_module("world").World.detect(), allow_unsafe_types=False)
+
+
+def is_compressed(folder: str | Path) -> bool:
+    """Whether a local MDS dataset's shards are stored compressed (streaming would write the
+    decompressed copies beside them)."""
+    index = json.loads((Path(folder) / "index.json").read_text(encoding="utf-8"))
+    return any(shard.get("zip_data") for shard in index["shards"])

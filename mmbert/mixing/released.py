@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mmbert.chunking import ChunkRule, chunk_document
-from mmbert.mds import streaming_base, streaming_module
+from mmbert.mds import is_compressed, open_stream, stream_shards
 from mmbert.mixing.store import ChunkStoreWriter
 
 log = logging.getLogger("mmbert.mix")
@@ -39,14 +39,11 @@ def source_key(remote: str) -> str:
 
 def _documents(remote: str, cache: Path) -> Iterator[np.ndarray]:
     local = Path(remote)
-    use_remote = None if local.is_dir() and not _compressed(local) else remote
+    use_remote = None if local.is_dir() and not is_compressed(local) else remote
     folder = local if use_remote is None else cache / source_key(remote)
-    stream = streaming_base().Stream(remote=use_remote, local=str(folder), keep_zip=False,
-                                     validate_hash="sha1" if use_remote else None)
-    stream.apply_default({"split": None, "download_retry": 2, "download_timeout": 600, "validate_hash": None,
-                          "keep_zip": False})
+    stream = open_stream(str(folder), use_remote, "sha1" if use_remote else None)
     try:
-        shards = stream.get_shards(streaming_module("world").World.detect(), allow_unsafe_types=False)
+        shards = stream_shards(stream)
     except Exception as exc:  # noqa: BLE001 - offline, unknown repo, no token: all end here
         raise ReleasedUnavailable(
             f"released mix {remote}: its index cannot be read ({type(exc).__name__}: {exc}); give a local copy "
@@ -56,13 +53,6 @@ def _documents(remote: str, cache: Path) -> Iterator[np.ndarray]:
         stream.prepare_shard(shard)
         for i in range(shard.samples):
             yield np.asarray(shard.get_item(i)["input_ids"])
-
-
-def _compressed(folder: Path) -> bool:
-    import json
-
-    index = json.loads((folder / "index.json").read_text())
-    return any(shard.get("zip_data") for shard in index["shards"])
 
 
 def take_released(remotes: list[str], budget_tokens: int, rule: ChunkRule, vocab_size: int,

@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from mmbert.io import read_json
-from mmbert.mds import streaming_base, streaming_module
+from mmbert.mds import is_compressed, open_stream, stream_shards, streaming_base
 
 
 class PackedShards:
@@ -36,7 +35,7 @@ class PackedShards:
                  block_rows: int = 1 << 16, verify: bool = True) -> None:
         base = streaming_base()
         manifest = _manifest_bytes(base, folder, remote)
-        if remote is None and read_json(Path(folder) / "index.json")["shards"][0]["zip_data"]:
+        if remote is None and is_compressed(folder):
             # Streaming decompresses next to the compressed shards; the stage's output must stay
             # as written, so compressed local shards are read like remote ones, through a cache.
             remote = str(Path(folder).resolve())
@@ -49,9 +48,9 @@ class PackedShards:
         else:
             self.folder = Path(folder)
         self.manifest = json.loads(manifest)
-        self.stream = _stream(str(self.folder), remote, "sha1" if remote and verify else None)
+        self.stream = open_stream(str(self.folder), remote, "sha1" if remote and verify else None)
         with FileLock(str(self.folder / ".index.lock")):
-            self.shards = self.stream.get_shards(streaming_module("world").World.detect(), allow_unsafe_types=False)
+            self.shards = stream_shards(self.stream)
         self.seq_len = int(self.manifest["seq_len"])
         self.block_rows = block_rows
         self._shard_rows = np.asarray([shard.samples for shard in self.shards], dtype=np.int64)
@@ -140,13 +139,6 @@ def _block_permutation(starts: tuple[int, ...], sizes: tuple[int, ...], seed: in
                        block: int) -> np.ndarray:
     rows = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, sizes)])
     return np.random.default_rng([seed, epoch, block + 1]).permutation(rows)
-
-
-def _stream(local: str, remote: str | None, validate_hash: str | None) -> Any:
-    stream = streaming_base().Stream(remote=remote, local=local, validate_hash=validate_hash, keep_zip=False)
-    stream.apply_default({"split": None, "download_retry": 2, "download_timeout": 600, "validate_hash": None,
-                          "keep_zip": False})
-    return stream
 
 
 def _manifest_bytes(base: Any, folder: str | Path, remote: str | None) -> bytes:

@@ -1,0 +1,149 @@
+"""Data-stage benchmark: the mix stage (Ray Data tokenize + chunk, sample, pack, MDS write)
+against the tokenizer's raw batch encoding on the same text, and its peak memory for a
+corpus and the same corpus repeated.
+
+Usage (after `make reproduce`, from the repo root):
+    .venv/bin/python benchmarks/data_stage.py --outputs outputs --copies 1 4
+
+For each copy count it builds a scratch run whose corpus is `outputs/corpus/train.jsonl`
+repeated N times, runs `python -m mmbert.mix --phase pretrain` on it (all languages, a
+token budget equal to the corpus, so every token goes through every step) and samples the
+resident memory of the stage's whole process tree (driver, Ray and its workers) every 0.1 s.
+Prints tokens/s per core for the pipeline and for the raw tokenizer (one thread), the
+overhead, and peak RSS per copy count with their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def raw_tokenizer_rate(texts: list[str], tokenizer_dir: Path) -> tuple[int, float]:
+    """Tokens and seconds of one-thread batch encoding (the tokenizer's own speed)."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    from mmbert.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_dir)
+    started = time.perf_counter()
+    tokens = 0
+    for start in range(0, len(texts), 256):
+        tokens += sum(len(ids) for ids in tokenizer(texts[start:start + 256], add_special_tokens=False)["input_ids"])
+    return tokens, time.perf_counter() - started
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def scratch_run(outputs: Path, copies: int, workdir: Path) -> tuple[Path, list[str]]:
+    run = workdir / f"x{copies}"
+    (run / "outputs" / "corpus").mkdir(parents=True)
+    shutil.copytree(outputs / "tokenizer", run / "outputs" / "tokenizer")
+    shutil.copy(outputs / "corpus" / "stats.json", run / "outputs" / "corpus" / "stats.json")
+    lines = (outputs / "corpus" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    with (run / "outputs" / "corpus" / "train.jsonl").open("w", encoding="utf-8") as handle:
+        for _ in range(copies):
+            handle.write("\n".join(lines) + "\n")
+    return run, [json.loads(line)["text"] for line in lines]
+
+
+def run_mix(run: Path, tokens: int) -> tuple[float, int, dict]:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["output_dir"] = "outputs"
+    params["phases"]["pretrain"]["data"].update(languages="all", tokens=tokens)
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a private local cluster
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mmbert.mix", "--phase", "pretrain", "--params", "params.yaml"],
+                            cwd=run, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    watched, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(watched))
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    if proc.returncode:
+        raise SystemExit(f"mix stage failed in {run}")
+    return seconds, peak, json.loads((run / "outputs" / "mix" / "pretrain" / "manifest.json").read_text())
+
+
+def reader_rate(mix_dir: Path, cache: Path, batch: int = 64, world: int = 2) -> float:
+    """Tokens/s one rank's reader delivers: its share of global batches, read from the shards."""
+    from mmbert.train.data import PackedShards
+
+    data = PackedShards(mix_dir, cache=str(cache))
+    data.batch(0, batch, 0, world, seed=0)  # first touch: the shard is copied into the cache
+    steps = max(1, 4 * len(data) // batch)
+    started = time.perf_counter()
+    for step in range(steps):
+        data.batch(step * batch, batch, 0, world, seed=0)
+    return steps * (batch // world) * data.seq_len / (time.perf_counter() - started)
+
+
+def paper_small_demand(mfu: float = 0.5, peak_flops: float = 989e12) -> float:
+    """Tokens/s one H100 trains the paper-small model at `mfu` (6 x parameters FLOPs a token)."""
+    from transformers import ModernBertForMaskedLM
+
+    from mmbert.config import parse_config
+    from mmbert.modeling import build_config
+    from mmbert.preset import preset_values
+
+    cfg = parse_config(preset_values("paper-small"))
+    config = build_config(cfg.model, cfg.tokenizer.vocab_size)
+    params = sum(p.numel() for p in ModernBertForMaskedLM(config).parameters())
+    return mfu * peak_flops / (6 * params)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--outputs", type=Path, default=Path("outputs"))
+    parser.add_argument("--copies", type=int, nargs="+", default=[1, 4])
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mmbert-databench-") as tmp:
+        for copies in args.copies:
+            run, texts = scratch_run(args.outputs, copies, Path(tmp))
+            raw_tokens, raw_seconds = raw_tokenizer_rate(texts, args.outputs / "tokenizer")
+            seconds, peak, manifest = run_mix(run, tokens=raw_tokens * copies)
+            pipeline_per_core = manifest["tokens"] / seconds / cores
+            raw_per_core = raw_tokens / raw_seconds
+            rows.append((copies, manifest["tokens"], seconds, pipeline_per_core, raw_per_core, peak))
+            if copies == args.copies[0]:
+                read_rate = reader_rate(run / "outputs" / "mix" / "pretrain", run / "cache")
+                seq_len = manifest["seq_len"]
+            shutil.rmtree(run, ignore_errors=True)
+    print(f"cores: {cores}")
+    print("| corpus | tokens through the stage | stage wall s | stage tokens/s/core | raw tokenizer tokens/s/core "
+          "| overhead | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for copies, tokens, seconds, per_core, raw, peak in rows:
+        print(f"| x{copies} | {tokens} | {seconds:.1f} | {per_core:.0f} | {raw:.0f} | {1 - per_core / raw:.0%} "
+              f"| {peak / 2**20:.0f} |")
+    if len(rows) > 1:
+        print(f"peak RSS x{rows[-1][0]} / x{rows[0][0]}: {rows[-1][5] / rows[0][5]:.2f}")
+    demand = paper_small_demand()
+    print(f"reader, one rank of 2, rows of {seq_len}: {read_rate:.0f} tokens/s; paper-small training on one H100 "
+          f"at 50% MFU needs {demand:.0f} tokens/s: {read_rate / demand:.1f}x the demand")
+
+
+if __name__ == "__main__":
+    main()
