@@ -58,8 +58,13 @@ def open_stream(local: str, remote: str | None, validate_hash: str | None) -> An
 
 
 def stream_shards(stream: Any) -> list[Any]:
-    """The dataset's shard readers (downloading index.json first when remote)."""
-    return stream.get_shards(streaming_module("world").World.detect(), allow_unsafe_types=False)
+    """The dataset's shard readers (downloading index.json first when remote).
+
+    Every caller acts as its node's leader: with streaming's own roles, a non-leader waits
+    for the leader's download, which deadlocks when the caller holds a lock the leader needs
+    (the readers serialise this call with a file lock instead)."""
+    leader = streaming_module("world").World(num_nodes=1, ranks_per_node=1, workers_per_rank=1, worker=0)
+    return stream.get_shards(leader, allow_unsafe_types=False)
 
 
 def is_compressed(folder: str | Path) -> bool:

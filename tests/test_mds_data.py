@@ -224,3 +224,20 @@ def test_a_mix_is_byte_identical_when_rebuilt(micro, tmp_path):
         mix.main(cfg, argparse.Namespace(phase="decay-eng"))
         digests.append(_tree_digest(run / "mix" / "decay-eng"))
     assert digests[0] == digests[1]
+
+
+def test_a_non_leader_rank_reads_a_remote_without_waiting_for_a_leader(tmp_path):
+    """Ranks of a node share the cache; one that streaming would call a follower (LOCAL_RANK=1)
+    must not wait for a leader's index download (it once deadlocked training on a file lock)."""
+    import os
+    import subprocess
+    import sys
+
+    folder = synthetic(tmp_path / "mds", rows=20, size_limit=1 << 20)
+    code = ("from mmbert.train.data import PackedShards; import sys; "
+            f"d = PackedShards(None, remote={str(folder)!r}, cache={str(tmp_path / 'cache')!r}); "
+            "print(len(d), d.batch(0, 4, 0, 1, seed=0)[:, 0].tolist())")
+    env = {**os.environ, "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "RANK": "1", "WORLD_SIZE": "2"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("20 ")

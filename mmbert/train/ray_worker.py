@@ -3,7 +3,6 @@ that a failed worker group restarts from the last one instead of from scratch.""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,6 @@ def train_loop_per_worker(setup: dict[str, Any]) -> None:
     setup_logging()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    # mosaicml-streaming learns its rank and node-mates from these (torchrun's variables).
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(ctx.get_local_rank()),
-                      LOCAL_WORLD_SIZE=str(ctx.get_local_world_size()))
     trainer = PhaseTrainer(setup["cfg"], setup["phase"], PhasePaths(**setup["paths"]),
                            rank=rank, world=world, wrap=ray.train.torch.prepare_model)
     # A worker restarted within this run resumes from this run's checkpoint; a new run of a
