@@ -56,6 +56,7 @@ def pack_on_ray(store_dir: Path, dtype: np.dtype, languages: list[str], lang_ind
     """Pack every segment as a Ray task into folder/part-NNNNN, then merge their indexes."""
     import ray
 
+    store_dir, folder = Path(store_dir).resolve(), Path(folder).resolve()  # Ray workers have their own cwd
     remote = ray.remote(num_cpus=1)(pack_segment)
     pending = []
     for k, (a, b) in enumerate(segments(lengths, task_tokens)):

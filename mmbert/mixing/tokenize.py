@@ -59,6 +59,9 @@ def tokenize_corpus(files: list[Path], languages: list[str], tokenizer_dir: Path
     """Tokenize the phase's languages of the corpus files into `store`; tokens per language."""
     import ray.data
 
+    # Ray's workers run in their own working directory (a shared cluster's is wherever it
+    # was started), so every path that crosses into Ray is absolute.
+    files, tokenizer_dir = [Path(f).resolve() for f in files], Path(tokenizer_dir).resolve()
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # chunk i of a language is the same on every run
     ctx.enable_progress_bars = False  # progress is logged by the caller, in documents and tokens
