@@ -17,7 +17,8 @@ a padded batch for attention only, with a boolean band mask, under SDPA (support
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -33,6 +34,8 @@ class Documents:
     cu_seqlens: torch.Tensor  # int32 [documents + 1]: 0, end of document 1, ...
     max_seqlen: int
     positions: torch.Tensor  # int64 [tokens]: index within its document
+    # what backends derive from the layout once per forward pass (e.g. sdpa's length buckets)
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_cu_seqlens(cls, cu_seqlens: torch.Tensor) -> Documents:
@@ -48,6 +51,23 @@ class Documents:
         lengths = attention_mask.sum(dim=1, dtype=torch.int32)
         cu = F.pad(torch.cumsum(lengths, 0, dtype=torch.int32), (1, 0))
         return cls.from_cu_seqlens(cu), torch.nonzero(attention_mask.flatten(), as_tuple=False).flatten()
+
+    @classmethod
+    def from_packed_rows(cls, seq_len: int, row_cu_seqlens: Sequence[Any]) -> tuple[Documents, torch.Tensor]:
+        """The documents of packed rows (each row's `cu_seqlens` as the mix stage writes them,
+        its padding after the last document), and the flat indices of their real tokens in
+        the [rows, seq_len] batch."""
+        starts, ends, bounds, offset = [], [], [0], 0
+        for row, cu in enumerate(row_cu_seqlens):
+            cu = torch.as_tensor(cu, dtype=torch.int64)
+            if len(cu) < 2 or int(cu[0]) != 0 or bool((cu[1:] < cu[:-1]).any()) or int(cu[-1]) > seq_len:
+                raise ValueError(f"row {row}: cu_seqlens {cu.tolist()} must rise from 0 to at most {seq_len}")
+            bounds.extend((cu[1:] + offset).tolist())
+            starts.append(row * seq_len)
+            ends.append(row * seq_len + int(cu[-1]))
+            offset += int(cu[-1])
+        real = torch.cat([torch.arange(a, b) for a, b in zip(starts, ends)]) if starts else torch.empty(0, dtype=torch.long)
+        return cls.from_cu_seqlens(torch.tensor(bounds, dtype=torch.int32)), real
 
 
 def pick_backend(requested: Backend, device: torch.device) -> str:
@@ -70,32 +90,80 @@ def _window(module: Any) -> int | None:
     return None if sliding is None else sliding - 1  # transformers stores the flash (inclusive + 1) form
 
 
+@dataclass(frozen=True)
+class _Bucket:
+    """Documents of similar length, laid out as the rows of one padded grid [n, width]."""
+
+    tokens: torch.Tensor  # flat indices of its documents' tokens
+    slots: torch.Tensor  # where each of them sits in the flattened grid
+    n: int
+    width: int
+    valid: torch.Tensor | None  # [n, 1, 1, width], None where every document fills the width
+
+
+def _buckets(docs: Documents) -> list[_Bucket]:
+    """Documents grouped by length (powers of two, the shortest up to 16 together), so that a
+    grid wastes at most about half its width on padding, whatever the mix of lengths. Cached
+    on `docs`: every layer of a forward pass shares it."""
+    if "buckets" in docs.cache:
+        return docs.cache["buckets"]
+    device = docs.cu_seqlens.device
+    cu = docs.cu_seqlens.cpu().long()
+    lengths = cu[1:] - cu[:-1]
+    keys = torch.log2(lengths.clamp(min=1).double()).ceil().clamp(min=4).long()
+    buckets = []
+    for key in keys.unique().tolist():
+        members = torch.nonzero(keys == key).flatten()
+        lens = lengths[members]
+        n, width = len(members), int(lens.max())
+        within = torch.arange(int(lens.sum())) - torch.repeat_interleave(F.pad(lens.cumsum(0), (1, 0))[:-1], lens)
+        tokens = torch.repeat_interleave(cu[:-1][members], lens) + within
+        slots = torch.repeat_interleave(torch.arange(n), lens) * width + within
+        valid = None if bool((lens == width).all()) else (torch.arange(width)[None, :] < lens[:, None])
+        buckets.append(_Bucket(tokens.to(device), slots.to(device), n, width,
+                               None if valid is None else valid.view(n, 1, 1, width).to(device)))
+    docs.cache["buckets"] = buckets
+    return buckets
+
+
+def _bucket_mask(bucket: _Bucket, window: int | None) -> torch.Tensor | None:
+    """Keys each query may see: real ones, within `window` each side for a local layer."""
+    if window is None or window >= bucket.width - 1:
+        return bucket.valid
+    pos = torch.arange(bucket.width, device=bucket.slots.device)
+    band = (pos[:, None] - pos[None, :]).abs() <= window
+    if bucket.valid is None:
+        return band
+    # a padding query beyond the window of every real key would have no key at all (NaN);
+    # it sees everything instead, and its output is dropped
+    return (bucket.valid & band) | ~bucket.valid.transpose(-1, -2)
+
+
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: Documents, window: int | None,
                    dropout: float) -> torch.Tensor:
-    """[tokens, heads, dim] in and out: each document a row of a padded batch, a band mask."""
-    n_docs = len(docs.cu_seqlens) - 1
-    doc_of = torch.repeat_interleave(torch.arange(n_docs, device=q.device),
-                                     (docs.cu_seqlens[1:] - docs.cu_seqlens[:-1]).long())
-    L = docs.max_seqlen
-    slots = doc_of * L + docs.positions  # where each real token sits in the [docs, L] grid
+    """[tokens, heads, dim] in and out: the documents of each length bucket the rows of a padded
+    grid for SDPA, masked to real keys and the layer's window (supports backward)."""
+    buckets = _buckets(docs)
+    out = q.new_empty(q.shape) if len(buckets) > 1 else None
+    for bucket in buckets:
+        def grid(x: torch.Tensor) -> torch.Tensor:
+            if out is not None:
+                x = x[bucket.tokens]
+            if bucket.valid is None:  # documents fill the grid: a view, no copy
+                return x.view(bucket.n, bucket.width, *x.shape[1:]).transpose(1, 2)
+            padded = x.new_zeros(bucket.n * bucket.width, *x.shape[1:])
+            padded[bucket.slots] = x
+            return padded.view(bucket.n, bucket.width, *x.shape[1:]).transpose(1, 2)  # [n, heads, width, dim]
 
-    def grid(x: torch.Tensor) -> torch.Tensor:
-        out = x.new_zeros(n_docs * L, *x.shape[1:])
-        out[slots] = x
-        return out.view(n_docs, L, *x.shape[1:]).transpose(1, 2)  # [docs, heads, L, dim]
-
-    valid = torch.zeros(n_docs * L, dtype=torch.bool, device=q.device)
-    valid[slots] = True
-    valid = valid.view(n_docs, 1, 1, L)
-    mask = valid
-    if window is not None:
-        pos = torch.arange(L, device=q.device)
-        mask = mask & ((pos[:, None] - pos[None, :]).abs() <= window)
-        # a padding query beyond the window of every real key would have no key at all (NaN);
-        # it sees everything instead, and its output is dropped
-        mask = mask | ~valid.view(n_docs, 1, L, 1)
-    out = F.scaled_dot_product_attention(grid(q), grid(k), grid(v), attn_mask=mask, dropout_p=dropout)
-    return out.transpose(1, 2).reshape(n_docs * L, *q.shape[1:])[slots]
+        result = F.scaled_dot_product_attention(grid(q), grid(k), grid(v), attn_mask=_bucket_mask(bucket, window),
+                                                dropout_p=dropout)
+        result = result.transpose(1, 2).reshape(bucket.n * bucket.width, *q.shape[1:])
+        if bucket.valid is not None:
+            result = result[bucket.slots]
+        if out is None:
+            return result
+        out[bucket.tokens] = result
+    return out
 
 
 def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: Documents, window: int | None,
@@ -136,19 +204,23 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 
 def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: tuple[torch.Tensor, ...],
-                     backend: str, probs_dropout: float) -> torch.Tensor:
+                     backend: str, probs_dropout: float | None) -> torch.Tensor:
     attn = layer.attn
     heads, dim = attn.config.num_attention_heads, attn.head_dim
     q, k, v = attn.Wqkv(layer.attn_norm(hidden)).view(-1, 3, heads, dim).unbind(dim=1)
     q, k = _rotate(q, *rope), _rotate(k, *rope)
+    if probs_dropout is None:  # the module's own rate (the official split sets it to 0)
+        probs_dropout = float(getattr(attn, "attention_dropout", 0.0))
     out = ATTENTION[backend](q, k, v, docs, _window(attn), probs_dropout if attn.training else 0.0)
     return attn.out_drop(attn.Wo(out.reshape(-1, heads * dim)))
 
 
 def encode(model: Any, input_ids: torch.Tensor, docs: Documents, backend: Backend = "auto",
-           probs_dropout: float = 0.0) -> torch.Tensor:
+           probs_dropout: float | None = None) -> torch.Tensor:
     """Final hidden states [tokens, hidden] of a transformers ModernBertForMaskedLM (or
-    ModernBertModel) for flat `input_ids` [tokens] laid out as `docs`."""
+    ModernBertModel) for flat `input_ids` [tokens] laid out as `docs`. Dropout on attention
+    probabilities is `probs_dropout`, or each attention module's own rate where None; the
+    attention output's dropout is the module's `out_drop`."""
     base = getattr(model, "model", model)
     chosen = pick_backend(backend, input_ids.device)
     hidden = base.embeddings(input_ids=input_ids[None])[0]

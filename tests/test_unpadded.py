@@ -84,7 +84,10 @@ def test_gradients_match_transformers_on_a_padded_batch():
     got = grads(lambda m: masked_lm_logits(m, ids.flatten()[real], docs, backend="sdpa"))
     assert set(got) == set(expected)
     for name in expected:
-        assert torch.allclose(got[name], expected[name], atol=1e-4, rtol=1e-4), name
+        # fp32 sums in another order (attention runs on per-length grids): within 1e-5 of the
+        # gradient's own scale (these reach 100s with the test's large weights)
+        scale = float(expected[name].abs().max())
+        assert float((got[name] - expected[name]).abs().max()) <= 1e-5 * scale, name
 
 
 def test_sparse_prediction_runs_the_head_on_chosen_tokens_only():
