@@ -254,7 +254,13 @@ class TrainConfig(_Strict):
 
     num_workers: PositiveInt
     use_gpu: bool
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"]
+    attn_implementation: Literal["unpadded", "sdpa", "eager", "flash_attention_2"] = Field(
+        description="unpadded: mmbert.unpadded, real tokens only and attention within each document, as the "
+                    "official runs; sdpa | eager | flash_attention_2: transformers' padded model, where the "
+                    "documents of a packed row attend to each other")
+    attention_backend: Literal["auto", "sdpa", "varlen", "flash_attn"] = Field(
+        description="the unpadded path's attention: varlen (torch's FlashAttention varlen) or flash_attn "
+                    "(the flash-attn package) on a GPU, sdpa anywhere; auto: varlen on a GPU, else sdpa")
     precision: Literal["fp32", "bf16"]
     optimizer: OptimizerConfig
     heldout: HeldoutConfig = Field(description="the end-of-phase held-out loss (kept apart from eval's)")
@@ -265,6 +271,12 @@ class TrainConfig(_Strict):
     def _flash_needs_gpu(self) -> TrainConfig:
         if self.attn_implementation == "flash_attention_2" and not self.use_gpu:
             raise ValueError("train.attn_implementation 'flash_attention_2' needs train.use_gpu: true")
+        if self.attention_backend in ("varlen", "flash_attn"):
+            if self.attn_implementation != "unpadded":
+                raise ValueError(f"train.attention_backend {self.attention_backend!r} is the unpadded path's; "
+                                 f"it needs train.attn_implementation: unpadded, not {self.attn_implementation!r}")
+            if not self.use_gpu:
+                raise ValueError(f"train.attention_backend {self.attention_backend!r} needs train.use_gpu: true")
         return self
 
 
@@ -352,7 +364,9 @@ class MixConfig(_Strict):
 
 
 class BenchConfig(_Strict):
-    models: list[Literal["merged", "paper-small", "paper-base", "xlmr-base"]] = Field(min_length=1)
+    models: list[Literal["merged", "paper-small", "paper-base", "xlmr-base", "merged:unpadded",
+                         "paper-small:unpadded", "paper-base:unpadded"]] = Field(
+        min_length=1, description="<name>:unpadded runs a ModernBERT model through mmbert.unpadded")
     documents: PositiveInt
     fixed_length: PositiveInt
     variable_mean: PositiveFloat

@@ -78,6 +78,8 @@ BAD = [
     ("model.num_attention_heads", 32, "model"),  # head size 3 is odd
     ("train.num_workers", 0, "train.num_workers"),
     ("train.attn_implementation", "flash_attention_2", "train.attn_implementation"),  # without a GPU
+    ("train.attention_backend", "varlen", "train.attention_backend"),  # without a GPU
+    ("train.attention_backend", "flash_attention_2", "train.attention_backend"),  # not a backend
     ("tokenizer.vocab_size", 100, "tokenizer.vocab_size"),
     ("tokenizer.kind", "pretrained", "tokenizer.pretrained"),
     ("corpus.sources", ["udhr"], "corpus.sources"),  # bitext needs parallel text

@@ -15,10 +15,9 @@ import torch
 from helpers import REPO, phase_paths
 from mmbert.schedules import batch_size_at, phase_lr_at
 from mmbert.seeding import Stream, derive_seed
-from mmbert.train.loop import PhaseTrainer
+from mmbert.train.loop import MaskedLMLoss, PhaseTrainer
 from mmbert.train.optim import applied_weight_decay, build_optimizer
 
-GOLDEN = REPO / "tests" / "golden" / "micro_pretrain_loss.json"
 GOLDEN_STEPS = 16
 
 
@@ -26,20 +25,56 @@ def _trainer(cfg, out: Path, phase: str = "pretrain", init: Path | None = None) 
     return PhaseTrainer(cfg, phase, phase_paths(out, phase, init))
 
 
-def test_golden_loss(micro):
-    """The micro preset's first steps reproduce the recorded losses. After an intended change
-    of numerics, re-record with MMBERT_UPDATE_GOLDEN=1 and say why in the commit."""
+def _with_attention(cfg, attn: str):
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"attn_implementation": attn})})
+
+
+@pytest.mark.parametrize("attn", ["unpadded", "sdpa"])
+def test_golden_loss(micro, attn):
+    """The micro preset's first steps reproduce the recorded losses, on the unpadded,
+    document-bounded path (the default) and on transformers' padded one (its golden file was
+    recorded before the unpadded path existed). After an intended change of numerics,
+    re-record with MMBERT_UPDATE_GOLDEN=1 and say why in the commit."""
     cfg, out = micro
-    trainer = _trainer(cfg, out)
+    golden = REPO / "tests" / "golden" / ("micro_pretrain_loss.json" if attn == "unpadded"
+                                          else f"micro_pretrain_loss_{attn}.json")
+    trainer = _trainer(_with_attention(cfg, attn), out)
     trainer.run(until_step=GOLDEN_STEPS)
     got = {str(h["step"]): round(h["loss"], 6) for h in trainer.progress.history}
     if os.environ.get("MMBERT_UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps(got, indent=1) + "\n")
-    want = json.loads(GOLDEN.read_text())
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(json.dumps(got, indent=1) + "\n")
+    want = json.loads(golden.read_text())
     diff = {step: (want[step], got.get(step)) for step in want if abs(want[step] - got.get(step, math.inf)) > 2e-5}
-    assert not diff, "loss differs from tests/golden (step: (golden, now)):\n" + "\n".join(
+    assert not diff, f"loss differs from {golden.name} (step: (golden, now)):\n" + "\n".join(
         f"  step {s}: {w:.6f} -> {g}" for s, (w, g) in diff.items())
+
+
+def test_unpadded_training_loss_is_the_sum_over_documents_run_alone(micro):
+    """A training micro-batch's loss on the unpadded path equals transformers' model run on
+    each document of each packed row alone: attention never crosses a document boundary."""
+    cfg, out = micro
+    trainer = _trainer(cfg, out)
+    trainer.model.eval()  # no dropout, so both sides see the same function
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # weights far from the init's near-uniform attention, so context shows
+        for p in trainer.model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.2, generator=gen)
+    inputs, labels, documents, _ = trainer._masked_share(8)
+    assert max(len(cu) - 1 for cu in documents) >= 2, "the micro mix must pack several documents in a row"
+    with torch.no_grad():
+        got = float(trainer.loss_model(**trainer._micro_inputs(inputs, labels, documents)))
+        expected = 0.0
+        for row, cu in enumerate(documents):
+            for a, b in zip(cu[:-1].tolist(), cu[1:].tolist()):
+                ids, target = inputs[row, a:b][None], labels[row, a:b]
+                logits = trainer.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0]
+                keep = target != -100
+                expected += float(torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum"))
+        packed = float(MaskedLMLoss(trainer.model)(input_ids=inputs, attention_mask=(inputs != 0).long(), labels=labels))
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert abs(packed - expected) > 1e-3 * expected  # the padded path lets documents see each other
 
 
 def test_each_step_applies_the_schedules(micro):

@@ -83,8 +83,14 @@ class PackedShards:
 
     def batch(self, position: int, global_size: int, rank: int, world: int, seed: int) -> np.ndarray:
         """This worker's contiguous share of the global batch starting at `position`."""
-        return np.stack([sample["input_ids"] for sample in self.samples(position, global_size, rank, world, seed)]
-                        ).astype(np.int64)
+        return self.batch_with_documents(position, global_size, rank, world, seed)[0]
+
+    def batch_with_documents(self, position: int, global_size: int, rank: int, world: int,
+                             seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`batch`'s rows [rows, seq_len] and each row's document boundaries (cu_seqlens)."""
+        samples = self.samples(position, global_size, rank, world, seed)
+        rows = np.stack([sample["input_ids"] for sample in samples]).astype(np.int64)
+        return rows, [np.array(sample["cu_seqlens"], dtype=np.int64) for sample in samples]
 
     def samples(self, position: int, global_size: int, rank: int, world: int, seed: int) -> list[dict[str, Any]]:
         """This worker's rows (input_ids, cu_seqlens) of the global batch starting at `position`."""

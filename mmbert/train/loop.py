@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -21,6 +22,7 @@ from mmbert.tokenizer import load_tokenizer, special_ids
 from mmbert.train.data import PackedShards
 from mmbert.train.optim import applied_weight_decay, build_optimizer, set_lr
 from mmbert.train.state import Progress, load_state, save_state, write_manifest
+from mmbert.unpadded import Backend, Documents, encode, pick_backend
 
 log = logging.getLogger("mmbert.train")
 
@@ -32,9 +34,16 @@ class PhasePaths:
     init_model: str | None  # the previous phase's HF checkpoint, None to start from scratch
 
 
+def _summed_masked_ce(mlm: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    selected = labels != IGNORE_INDEX
+    logits = mlm.decoder(mlm.head(hidden[selected]))
+    return torch.nn.functional.cross_entropy(logits.float(), labels[selected], reduction="sum")
+
+
 class MaskedLMLoss(torch.nn.Module):
     """Summed cross-entropy over the masked positions only (decoding just those, as
-    ModernBERT's sparse prediction does). A sum, so that micro-batches and workers can be
+    ModernBERT's sparse prediction does), through transformers' padded model: the documents
+    of a packed row attend to each other. A sum, so that micro-batches and workers can be
     normalised by the global count of masked tokens: the gradient is exactly that of the
     mean over the whole global batch, however it is split."""
 
@@ -44,9 +53,22 @@ class MaskedLMLoss(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         hidden = self.mlm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        selected = labels != IGNORE_INDEX
-        logits = self.mlm.decoder(self.mlm.head(hidden[selected]))
-        return torch.nn.functional.cross_entropy(logits.float(), labels[selected], reduction="sum")
+        return _summed_masked_ce(self.mlm, hidden, labels)
+
+
+class DocumentMaskedLMLoss(torch.nn.Module):
+    """`MaskedLMLoss` through the unpadded path: the micro-batch's real tokens as one flat
+    sequence, attention within each document (`cu_seqlens`), as the official runs."""
+
+    def __init__(self, mlm: torch.nn.Module, backend: Backend) -> None:
+        super().__init__()
+        self.mlm, self.backend = mlm, backend
+
+    def forward(self, input_ids: torch.Tensor, cu_seqlens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # resolved here, not when built: Ray Train moves the model to its device afterwards
+        backend = pick_backend(self.backend, input_ids.device)
+        hidden = encode(self.mlm, input_ids, Documents.from_cu_seqlens(cu_seqlens), backend)
+        return _summed_masked_ce(self.mlm, hidden, labels)
 
 
 class PhaseTrainer:
@@ -69,15 +91,21 @@ class PhaseTrainer:
         self.data = PackedShards(paths.mix, remote=remote, cache=cfg.runtime.data_cache,
                                  block_rows=cfg.train.shuffle_block_rows)
         self.model = self._build_model(paths, len(self.tokenizer))
-        self.loss_model = wrap(MaskedLMLoss(self.model)) if wrap else MaskedLMLoss(self.model)
+        self.unpadded = cfg.train.attn_implementation == "unpadded"
+        loss: torch.nn.Module = (DocumentMaskedLMLoss(self.model, cfg.train.attention_backend)
+                                 if self.unpadded else MaskedLMLoss(self.model))
+        self.loss_model = wrap(loss) if wrap else loss
         self.optimizer = build_optimizer(self.model, self.phase, cfg.train.optimizer)
         self.progress = Progress()
         self.total_steps = len(phase_steps(self.phase, world))
         self.tokens_per_second = 0.0  # global tokens per wall-clock second of this run
 
     def _build_model(self, paths: PhasePaths, vocab_size: int) -> torch.nn.Module:
+        padded = self.cfg.train.attn_implementation
+        # the unpadded path runs the model's modules itself; transformers' own attention (held
+        # out, evaluation) stays sdpa
         kwargs = dict(rope_theta_global=self.phase.rope_theta_global, rope_theta_local=self.phase.rope_theta_local,
-                      attn_implementation=self.cfg.train.attn_implementation)
+                      attn_implementation="sdpa" if padded == "unpadded" else padded)
         if paths.init_model:
             return load_model(paths.init_model, sparse_prediction=True, dropout=self.cfg.model, **kwargs)
         config = build_config(self.cfg.model, vocab_size, special=self.ids, sparse_prediction=True, **kwargs)
@@ -87,29 +115,31 @@ class PhaseTrainer:
     def done(self) -> bool:
         return self.progress.tokens >= self.phase.data.tokens
 
-    def _masked_share(self, size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """This worker's rows of the step's global batch, masked with the step's own seed,
-        and how many of its tokens could have been masked (not special, not padding)."""
+    def _masked_share(self, size: int) -> tuple[torch.Tensor, torch.Tensor, list[Any], int]:
+        """This worker's rows of the step's global batch, masked with the step's own seed, each
+        row's document boundaries, and how many of its tokens could have been masked (not
+        special, not padding)."""
         p = self.progress
-        rows = torch.from_numpy(self.data.batch(p.rows, size, self.rank, self.world, self.cfg.seed))
+        batch, documents = self.data.batch_with_documents(p.rows, size, self.rank, self.world, self.cfg.seed)
+        rows = torch.from_numpy(batch)
         seed = derive_seed(self.cfg.seed, Stream.MASKING, self.rank, p.step)
         inputs, labels = mask_tokens(rows, self.phase.mask_rate, mask_id=self.ids.mask, special_ids=self.ids.all(),
                                      vocab_size=self.model.config.vocab_size,
                                      generator=torch.Generator().manual_seed(seed))
         eligible = int(torch.isin(rows, torch.tensor(self.ids.all(), dtype=rows.dtype), invert=True).sum())
-        return inputs, labels, eligible
+        return inputs, labels, documents, eligible
 
     def train_step(self) -> dict[str, float]:
         p = self.progress
         size = batch_size_at(p.tokens, self.phase.batch, self.world)
         lr = phase_lr_at(p.tokens, self.phase.lr, self.phase.data.tokens)
         set_lr(self.optimizer, lr)
-        inputs, labels, eligible = self._masked_share(size)
+        inputs, labels, documents, eligible = self._masked_share(size)
         counts = self._sum_over_workers(torch.tensor([float((labels != IGNORE_INDEX).sum()), float(eligible)]))
         masked_total = max(1.0, float(counts[0]))
         torch.manual_seed(derive_seed(self.cfg.seed, Stream.DROPOUT, self.rank, p.step))
         self.loss_model.train()
-        loss_sum = self._accumulate(inputs, labels, scale=self.world / masked_total)
+        loss_sum = self._accumulate(inputs, labels, documents, scale=self.world / masked_total)
         if self.cfg.train.optimizer.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.optimizer.grad_clip)
         decay = applied_weight_decay(self.optimizer)
@@ -124,7 +154,7 @@ class PhaseTrainer:
         p.history.append(record)
         return record
 
-    def _accumulate(self, inputs: torch.Tensor, labels: torch.Tensor, scale: float) -> float:
+    def _accumulate(self, inputs: torch.Tensor, labels: torch.Tensor, documents: list[Any], scale: float) -> float:
         """Forward and backward in micro-batches; gradients sync across workers once, at the last."""
         micro = self.phase.batch.micro_batch_size
         starts = range(0, len(inputs), micro)
@@ -132,13 +162,23 @@ class PhaseTrainer:
         bf16 = self.cfg.train.precision == "bf16"
         for start in starts:
             defer_sync = start != starts[-1] and hasattr(self.loss_model, "no_sync")
-            x, y = inputs[start : start + micro].to(self.device), labels[start : start + micro].to(self.device)
+            part = slice(start, start + micro)
             with self.loss_model.no_sync() if defer_sync else nullcontext():
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss = self.loss_model(input_ids=x, attention_mask=(x != self.ids.pad).long(), labels=y)
+                    loss = self.loss_model(**self._micro_inputs(inputs[part], labels[part], documents[part]))
                 (loss * scale).backward()
             total += float(loss.detach())
         return total
+
+    def _micro_inputs(self, inputs: torch.Tensor, labels: torch.Tensor, documents: list[Any]) -> dict[str, torch.Tensor]:
+        """A micro-batch as its loss module takes it: the real tokens, flat, and their documents
+        (unpadded), or the padded rows and their attention mask."""
+        if self.unpadded:
+            docs, real = Documents.from_packed_rows(inputs.shape[1], documents)
+            return {"input_ids": inputs.flatten()[real].to(self.device), "cu_seqlens": docs.cu_seqlens.to(self.device),
+                    "labels": labels.flatten()[real].to(self.device)}
+        x = inputs.to(self.device)
+        return {"input_ids": x, "attention_mask": (x != self.ids.pad).long(), "labels": labels.to(self.device)}
 
     @property
     def device(self) -> torch.device:
