@@ -35,11 +35,16 @@ def main(outputs: Path) -> None:
         s = entry["scenarios"]
         print(f"| {name} | {entry['parameters'] / 1e6:.1f}M | {s['fixed']['tokens_per_second']:.0f} "
               f"| {s['variable']['tokens_per_second']:.0f} |")
-    if {"paper-small", "xlmr-base"} <= set(models):
+    def rate(name: str, scenario: str) -> float:
+        return models[name]["scenarios"][scenario]["tokens_per_second"]
+
+    for name in ("paper-small", "paper-small:unpadded", "merged:unpadded"):
         for scenario in ("fixed", "variable"):
-            ratio = (models["paper-small"]["scenarios"][scenario]["tokens_per_second"]
-                     / models["xlmr-base"]["scenarios"][scenario]["tokens_per_second"])
-            print(f"\nmmBERT-small / XLM-R-base throughput ({scenario}, same run): {ratio:.2f}x")
+            ratios = [f"{rate(name, scenario) / rate(other, scenario):.2f}x {label}"
+                      for other, label in (("xlmr-base", "XLM-R-base"), (name.split(":")[0], "padded"))
+                      if other in models and other != name and name in models]
+            if ratios:
+                print(f"\n{name} throughput ({scenario}, same run): " + ", ".join(ratios))
     report = outputs / "eval" / "report.md"
     if report.exists():
         print("\n" + report.read_text().replace("# Evaluation", "### Evaluation"))
