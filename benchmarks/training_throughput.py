@@ -28,7 +28,7 @@ import torch
 
 from mmbert.config import load_config
 from mmbert.masking import mask_tokens
-from mmbert.modeling import SpecialIds, architecture, build_config, new_model
+from mmbert.modeling import SpecialIds, architecture, build_config, compile_blocks, new_model
 from mmbert.train.loop import DocumentMaskedLMLoss, MaskedLMLoss
 from mmbert.unpadded import Documents
 
@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--backend", default="auto", help="unpadded attention backend")
     parser.add_argument("--padded-attention", default="sdpa", help="transformers' attn_implementation")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the MLPs and head (train.compile)")
     parser.add_argument("--peak-tflops", type=float)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -174,7 +175,10 @@ def main() -> None:
 
     def model():
         config = build_config(arch, vocab, attn_implementation=args.padded_attention, sparse_prediction=True)
-        return new_model(config, seed=args.seed, dropout=arch).to(device)
+        mlm = new_model(config, seed=args.seed, dropout=arch).to(device)
+        if args.compile:
+            compile_blocks(mlm)
+        return mlm
 
     results = {}
     for name, loss_model, inputs in (("padded", MaskedLMLoss(model()), padded_inputs),
@@ -190,7 +194,7 @@ def main() -> None:
     peak, peak_source = peak_flops(args, device)
     fill = tokens / (args.rows * args.seq_len)
     docs = statistics.mean(len(cu) - 1 for _, cus in timed for cu in cus)
-    print(f"torch {torch.__version__}, {args.device} ({torch.get_num_threads()} threads), {args.precision}, "
+    print(f"torch {torch.__version__}{' compiled' if args.compile else ''}, {args.device} ({torch.get_num_threads()} threads), {args.precision}, "
           f"{args.architecture} ({sum(p.numel() for p in mlm.parameters()) / 1e6:.1f} M parameters), rows of "
           f"{args.seq_len} x {args.rows}, {docs:.1f} documents per row, {fill:.1%} real tokens, mask rate "
           f"{args.mask_rate}, {args.steps} timed steps after {args.warmup}; {flops / tokens / 1e6:.1f} MFLOP "

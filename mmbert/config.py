@@ -262,6 +262,7 @@ class TrainConfig(_Strict):
         description="the unpadded path's attention: varlen (torch's FlashAttention varlen) or flash_attn "
                     "(the flash-attn package) on a GPU, sdpa anywhere; auto: varlen on a GPU, else sdpa")
     precision: Literal["fp32", "bf16"]
+    compile: bool = Field(description="torch.compile each MLP and the MLM head (in place: checkpoints unchanged)")
     optimizer: OptimizerConfig
     heldout: HeldoutConfig = Field(description="the end-of-phase held-out loss (kept apart from eval's)")
     shuffle_block_rows: PositiveInt = Field(

@@ -100,6 +100,15 @@ def split_attention_dropout(model: torch.nn.Module, output_p: float, probs_p: fl
     model.config.attention_dropout = output_p
 
 
+def compile_blocks(mlm: torch.nn.Module) -> None:
+    """torch.compile, in place, the modules that hold most of a step's elementwise work (each
+    layer's GeGLU MLP, the MLM head), with dynamic shapes (the unpadded path's token count
+    changes every step). In place: parameter names, and so checkpoints, stay as they are."""
+    for layer in mlm.model.layers:
+        layer.mlp.compile(dynamic=True)
+    mlm.head.compile(dynamic=True)
+
+
 def new_model(config: ModernBertConfig, seed: int, dropout: ModelConfig | None = None) -> ModernBertForMaskedLM:
     import torch
     from transformers import ModernBertForMaskedLM

@@ -117,3 +117,24 @@ def test_gpu_backends_are_refused_on_cpu():
     with pytest.raises(ValueError, match="needs a CUDA device"):
         encode(reference_model(), torch.tensor([5, 6]), Documents.from_cu_seqlens(torch.tensor([0, 2])),
                backend="varlen")
+
+
+def test_compiled_blocks_keep_parameter_names_and_outputs():
+    """train.compile: the compiled model computes the same logits, forward and backward, and
+    its state dict (what a checkpoint holds) keeps transformers' names."""
+    from mmbert.modeling import compile_blocks
+
+    model = reference_model()
+    ids, mask = padded_batch([21, 9])
+    docs, real = Documents.from_attention_mask(mask)
+    names = list(model.state_dict())
+    expected = masked_lm_logits(model, ids.flatten()[real], docs, backend="sdpa")
+    expected.sum().backward()
+    expected_grad = model.model.layers[0].mlp.Wi.weight.grad.clone()
+    model.zero_grad()
+    compile_blocks(model)
+    got = masked_lm_logits(model, ids.flatten()[real], docs, backend="sdpa")
+    got.sum().backward()
+    assert list(model.state_dict()) == names
+    assert torch.allclose(got, expected, atol=1e-4, rtol=0)
+    assert torch.allclose(model.model.layers[0].mlp.Wi.weight.grad, expected_grad, atol=1e-4, rtol=1e-4)

@@ -15,7 +15,7 @@ import torch
 
 from mmbert.config import PhaseConfig, PipelineConfig
 from mmbert.masking import IGNORE_INDEX, mask_tokens
-from mmbert.modeling import build_config, load_model, new_model
+from mmbert.modeling import build_config, compile_blocks, load_model, new_model
 from mmbert.schedules import batch_size_at, phase_lr_at, phase_steps
 from mmbert.seeding import Stream, derive_seed
 from mmbert.tokenizer import load_tokenizer, special_ids
@@ -91,6 +91,8 @@ class PhaseTrainer:
         self.data = PackedShards(paths.mix, remote=remote, cache=cfg.runtime.data_cache,
                                  block_rows=cfg.train.shuffle_block_rows)
         self.model = self._build_model(paths, len(self.tokenizer))
+        if cfg.train.compile:
+            compile_blocks(self.model)
         self.unpadded = cfg.train.attn_implementation == "unpadded"
         loss: torch.nn.Module = (DocumentMaskedLMLoss(self.model, cfg.train.attention_backend)
                                  if self.unpadded else MaskedLMLoss(self.model))
