@@ -94,8 +94,7 @@ def _window(module: Any) -> int | None:
 class _Bucket:
     """Documents of similar length, laid out as the rows of one padded grid [n, width]."""
 
-    tokens: torch.Tensor  # flat indices of its documents' tokens
-    slots: torch.Tensor  # where each of them sits in the flattened grid
+    gather: torch.Tensor  # [n * width]: the token in each slot of the grid, `tokens` (a zero row) for padding
     n: int
     width: int
     valid: torch.Tensor | None  # [n, 1, 1, width], None where every document fills the width
@@ -103,15 +102,17 @@ class _Bucket:
 
 def _buckets(docs: Documents) -> list[_Bucket]:
     """Documents grouped by length (powers of two, the shortest up to 16 together), so that a
-    grid wastes at most about half its width on padding, whatever the mix of lengths. Cached
-    on `docs`: every layer of a forward pass shares it."""
+    grid wastes at most about half its width on padding, whatever the mix of lengths; and
+    where each token's output lies in the buckets' results, one after the other. Cached on
+    `docs`: every layer of a forward pass shares them."""
     if "buckets" in docs.cache:
         return docs.cache["buckets"]
     device = docs.cu_seqlens.device
     cu = docs.cu_seqlens.cpu().long()
     lengths = cu[1:] - cu[:-1]
+    total = int(cu[-1])
     keys = torch.log2(lengths.clamp(min=1).double()).ceil().clamp(min=4).long()
-    buckets = []
+    buckets, output_of, offset = [], torch.empty(total, dtype=torch.long), 0
     for key in keys.unique().tolist():
         members = torch.nonzero(keys == key).flatten()
         lens = lengths[members]
@@ -119,10 +120,15 @@ def _buckets(docs: Documents) -> list[_Bucket]:
         within = torch.arange(int(lens.sum())) - torch.repeat_interleave(F.pad(lens.cumsum(0), (1, 0))[:-1], lens)
         tokens = torch.repeat_interleave(cu[:-1][members], lens) + within
         slots = torch.repeat_interleave(torch.arange(n), lens) * width + within
+        gather = torch.full((n * width,), total, dtype=torch.long)
+        gather[slots] = tokens
+        output_of[tokens] = offset + slots
+        offset += n * width
         valid = None if bool((lens == width).all()) else (torch.arange(width)[None, :] < lens[:, None])
-        buckets.append(_Bucket(tokens.to(device), slots.to(device), n, width,
+        buckets.append(_Bucket(gather.to(device), n, width,
                                None if valid is None else valid.view(n, 1, 1, width).to(device)))
     docs.cache["buckets"] = buckets
+    docs.cache["output_of"] = output_of.to(device)
     return buckets
 
 
@@ -130,7 +136,7 @@ def _bucket_mask(bucket: _Bucket, window: int | None) -> torch.Tensor | None:
     """Keys each query may see: real ones, within `window` each side for a local layer."""
     if window is None or window >= bucket.width - 1:
         return bucket.valid
-    pos = torch.arange(bucket.width, device=bucket.slots.device)
+    pos = torch.arange(bucket.width, device=bucket.gather.device)
     band = (pos[:, None] - pos[None, :]).abs() <= window
     if bucket.valid is None:
         return band
@@ -139,37 +145,74 @@ def _bucket_mask(bucket: _Bucket, window: int | None) -> torch.Tensor | None:
     return (bucket.valid & band) | ~bucket.valid.transpose(-1, -2)
 
 
-def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: Documents, window: int | None,
-                   dropout: float) -> torch.Tensor:
-    """[tokens, heads, dim] in and out: the documents of each length bucket the rows of a padded
-    grid for SDPA, masked to real keys and the layer's window (supports backward)."""
+BLOCKED_FROM = 4  # local attention by blocks in grids at least this many windows wide
+
+
+def _block_mask(bucket: _Bucket, window: int, blocks: int) -> torch.Tensor:
+    """[n, 1, blocks, window, 3 window]: what each query of a block sees of the keys of the
+    blocks before, at and after it (within the window and its document; a padding query sees
+    every key, to stay defined, and its output is dropped)."""
+    device = bucket.gather.device
+    r = torch.arange(window, device=device)
+    j = torch.arange(blocks, device=device)
+    query = j[:, None, None] * window + r[None, :, None]  # [blocks, B, 1]
+    key = (j[:, None, None] - 1) * window + torch.arange(3 * window, device=device)[None, None, :]  # [blocks, 1, 3B]
+    band = (query - key).abs() <= window
+    lengths = (bucket.valid.flatten(1).sum(1) if bucket.valid is not None
+               else torch.full((bucket.n,), bucket.width, device=device))[:, None, None, None]
+    real_key = (key >= 0) & (key < lengths)
+    return ((band & real_key) | (query >= lengths)).unsqueeze(1)
+
+
+def _blocked_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, window: int,
+                             dropout: float) -> torch.Tensor:
+    """Sliding-window attention on a grid [n, heads, width, dim] in blocks of `window` queries,
+    each against the keys of its neighbouring blocks: 3 windows of keys per query instead
+    of the whole width."""
+    n, heads, width, dim = q.shape
+    blocks = -(-width // window)
+    extra = blocks * window - width
+
+    def neighbours(x: torch.Tensor) -> torch.Tensor:  # [n, heads, blocks, 3B, dim]
+        return F.pad(x, (0, 0, window, window + extra)).unfold(2, 3 * window, window).transpose(-1, -2)
+
+    queries = F.pad(q, (0, 0, 0, extra)).view(n, heads, blocks, window, dim)
+    out = F.scaled_dot_product_attention(queries, neighbours(k), neighbours(v), attn_mask=mask, dropout_p=dropout)
+    return out.reshape(n, heads, blocks * window, dim)[:, :, :width]
+
+
+def _mask(docs: Documents, index: int, bucket: _Bucket, window: int | None, blocked: bool) -> torch.Tensor | None:
+    key = f"mask:{index}:{window}:{blocked}"
+    if key not in docs.cache:
+        docs.cache[key] = (_block_mask(bucket, window, -(-bucket.width // window)) if blocked  # type: ignore[operator]
+                           else _bucket_mask(bucket, window))
+    return docs.cache[key]
+
+
+def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropout: float) -> torch.Tensor:
+    """[tokens, 3, heads, dim] in, [tokens, heads, dim] out: the documents of each length bucket
+    the rows of a padded grid for SDPA (one gather per bucket), masked to real keys and the
+    layer's window; local layers in wide grids attend by blocks. Supports backward."""
     buckets = _buckets(docs)
-    out = q.new_empty(q.shape) if len(buckets) > 1 else None
-    for bucket in buckets:
-        def grid(x: torch.Tensor) -> torch.Tensor:
-            if out is not None:
-                x = x[bucket.tokens]
-            if bucket.valid is None:  # documents fill the grid: a view, no copy
-                return x.view(bucket.n, bucket.width, *x.shape[1:]).transpose(1, 2)
-            padded = x.new_zeros(bucket.n * bucket.width, *x.shape[1:])
-            padded[bucket.slots] = x
-            return padded.view(bucket.n, bucket.width, *x.shape[1:]).transpose(1, 2)  # [n, heads, width, dim]
-
-        result = F.scaled_dot_product_attention(grid(q), grid(k), grid(v), attn_mask=_bucket_mask(bucket, window),
-                                                dropout_p=dropout)
-        result = result.transpose(1, 2).reshape(bucket.n * bucket.width, *q.shape[1:])
-        if bucket.valid is not None:
-            result = result[bucket.slots]
-        if out is None:
-            return result
-        out[bucket.tokens] = result
-    return out
+    source = torch.cat([qkv, qkv.new_zeros(1, *qkv.shape[1:])])  # the last row stands for padding
+    results = []
+    for index, bucket in enumerate(buckets):
+        grid = source.index_select(0, bucket.gather).view(bucket.n, bucket.width, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)
+        q, k, v = grid.unbind(0)  # [n, heads, width, dim] each
+        blocked = window is not None and bucket.width >= BLOCKED_FROM * window
+        mask = _mask(docs, index, bucket, window, blocked)
+        if blocked:
+            out = _blocked_local_attention(q, k, v, mask, window, dropout)  # type: ignore[arg-type]
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        results.append(out.transpose(1, 2).reshape(bucket.n * bucket.width, *qkv.shape[2:]))
+    return (torch.cat(results) if len(results) > 1 else results[0]).index_select(0, docs.cache["output_of"])
 
 
-def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: Documents, window: int | None,
-                     dropout: float) -> torch.Tensor:
+def varlen_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropout: float) -> torch.Tensor:
     from torch.nn.attention.varlen import varlen_attn
 
+    q, k, v = qkv.unbind(dim=1)
     if dropout:
         raise ValueError("the varlen backend has no attention-probability dropout (official: 0)")
     size = (-1, -1) if window is None else (window, window)
@@ -177,10 +220,10 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: Do
                        window_size=size)
 
 
-def flash_attn_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, docs: Documents, window: int | None,
-                         dropout: float) -> torch.Tensor:
+def flash_attn_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropout: float) -> torch.Tensor:
     from flash_attn import flash_attn_varlen_func
 
+    q, k, v = qkv.unbind(dim=1)
     size = (-1, -1) if window is None else (window, window)
     return flash_attn_varlen_func(q, k, v, docs.cu_seqlens, docs.cu_seqlens, docs.max_seqlen, docs.max_seqlen,
                                   dropout_p=dropout, window_size=size)
@@ -207,11 +250,12 @@ def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: tu
                      backend: str, probs_dropout: float | None) -> torch.Tensor:
     attn = layer.attn
     heads, dim = attn.config.num_attention_heads, attn.head_dim
-    q, k, v = attn.Wqkv(layer.attn_norm(hidden)).view(-1, 3, heads, dim).unbind(dim=1)
-    q, k = _rotate(q, *rope), _rotate(k, *rope)
+    qkv = attn.Wqkv(layer.attn_norm(hidden)).view(-1, 3, heads, dim)
+    cos, sin = rope
+    qkv = torch.cat([_rotate(qkv[:, :2], cos[:, None], sin[:, None]), qkv[:, 2:]], dim=1)  # RoPE on q and k
     if probs_dropout is None:  # the module's own rate (the official split sets it to 0)
         probs_dropout = float(getattr(attn, "attention_dropout", 0.0))
-    out = ATTENTION[backend](q, k, v, docs, _window(attn), probs_dropout if attn.training else 0.0)
+    out = ATTENTION[backend](qkv, docs, _window(attn), probs_dropout if attn.training else 0.0)
     return attn.out_drop(attn.Wo(out.reshape(-1, heads * dim)))
 
 
