@@ -8,8 +8,8 @@ import torch
 
 from helpers import build_inputs, micro_config
 from mmbert.config import BitextConfig, LangIdConfig
-from mmbert.evaluate.mlm_loss import heldout_loss, heldout_rows
-from mmbert.modeling import build_config, new_model
+from mmbert.evaluate.mlm_loss import heldout_loss, heldout_rows, row_documents
+from mmbert.modeling import SpecialIds, build_config, new_model
 from mmbert.tokenizer import load_tokenizer, special_ids
 
 
@@ -38,6 +38,46 @@ def test_heldout_loss_is_deterministic_and_near_log_vocab_for_random_weights(che
     for lang in a:
         assert a[lang]["loss"] == pytest.approx(b[lang]["loss"], rel=1e-5)
         assert a[lang]["loss"] == pytest.approx(np.log(len(tokenizer)), abs=0.5)
+
+
+def test_heldout_rows_split_into_documents_at_each_sep():
+    ids = SpecialIds()
+    row = torch.tensor([9, 9, ids.sep, ids.cls, 7, 7, 7, ids.sep, ids.cls, 8, ids.pad, ids.pad])
+    assert row_documents(row, ids) == [0, 3, 8, 10]
+    assert row_documents(torch.tensor([ids.cls, 5, 6, ids.sep]), ids) == [0, 4]
+
+
+def test_heldout_loss_reads_each_document_on_its_own(checkpoint):
+    """The held-out loss equals transformers' model run on every document piece of every row
+    alone: documents packed in a row do not see each other."""
+    from mmbert.evaluate.mlm_loss import masked_batches
+    from mmbert.modeling import load_model
+
+    cfg, out = checkpoint
+    tokenizer = load_tokenizer(out / "tokenizer")
+    ids = special_ids(tokenizer)
+    rows = heldout_rows(out / "corpus", tokenizer, 64, languages={"fra_Latn"})
+    model = load_model(out / "model").eval()
+    with torch.no_grad():  # weights far from the init's near-uniform attention, so context shows
+        gen = torch.Generator().manual_seed(0)
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0, 0.2, generator=gen)
+    got = heldout_loss(model, rows, rate=0.15, ids=ids, seed=0, batch_size=5)["fra_Latn"]
+    x, y, _ = masked_batches(rows, 0.15, ids, model.config.vocab_size, 0)
+    total, count = 0.0, 0
+    assert max(len(row_documents(row, ids)) for row in x) > 3, "rows must pack several documents"
+    with torch.no_grad():
+        for row, labels in zip(x, y):
+            cu = row_documents(row, ids)
+            for a, b in zip(cu[:-1], cu[1:]):
+                piece, target = row[a:b][None], labels[a:b]
+                logits = model(input_ids=piece, attention_mask=torch.ones_like(piece)).logits[0]
+                keep = target != -100
+                total += float(torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum"))
+                count += int(keep.sum())
+    assert got["predictions"] == count
+    assert got["loss"] == pytest.approx(total / count, rel=1e-5)
 
 
 def test_bitext_through_mteb_finds_identical_sentences(checkpoint):

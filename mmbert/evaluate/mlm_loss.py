@@ -1,8 +1,9 @@
 """Held-out MLM loss per language, with the same masks for every model compared.
 
-Each language's held-out text is packed on its own (no context from other languages) and
-masked with a generator seeded from the language code; small languages are masked
-several times so each contributes enough predictions to be measured.
+Each language's held-out text is packed on its own and masked with a generator seeded from
+the language code; small languages are masked several times so each contributes enough
+predictions to be measured. Every document is read on its own (the unpadded path, attention
+within [CLS] doc [SEP]), as training reads its rows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mmbert.masking import IGNORE_INDEX, mask_tokens
 from mmbert.modeling import SpecialIds
 from mmbert.packing import pack_documents
 from mmbert.seeding import Stream, derive_seed, name_key
+from mmbert.unpadded import Documents, encode
 
 MIN_MASKED = 16
 MAX_REPEATS = 4
@@ -61,6 +63,14 @@ def masked_batches(
     return torch.cat(inputs), torch.cat(labels), owners
 
 
+def row_documents(row: torch.Tensor, ids: SpecialIds) -> list[int]:
+    """cu_seqlens of a held-out row: a document ends after each [SEP] (masking never touches
+    special tokens), the row's first and last may be pieces of documents cut by the row."""
+    real = int((row != ids.pad).sum())
+    ends = ((row[:real] == ids.sep).nonzero().flatten() + 1).tolist()
+    return [0] + [end for end in ends if end < real] + [real]
+
+
 @torch.no_grad()
 def heldout_loss(
     model, rows: dict[str, np.ndarray], *, rate: float, ids: SpecialIds, seed: int, batch_size: int
@@ -78,12 +88,15 @@ def heldout_loss(
         # trimming a length-sorted batch to its longest row changes no result, only cost.
         width = int(lengths[index].max())
         xb, yb = x[index, :width], y[index, :width]
-        hidden = model.model(input_ids=xb, attention_mask=(xb != ids.pad).long()).last_hidden_state
-        selected = yb != IGNORE_INDEX
+        # Each document on its own, as in training: attention stays within [CLS] doc [SEP].
+        docs, real = Documents.from_packed_rows(width, [row_documents(row, ids) for row in xb])
+        hidden = encode(model, xb.flatten()[real], docs, backend="sdpa")
+        targets = yb.flatten()[real]
+        selected = targets != IGNORE_INDEX
         # Decode only the masked positions (as ModernBERT's sparse prediction does).
         logits = model.decoder(model.head(hidden[selected]))
-        loss = torch.nn.functional.cross_entropy(logits.float(), yb[selected], reduction="none")
-        row_of = index[selected.nonzero()[:, 0]].tolist()
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets[selected], reduction="none")
+        row_of = index[real[selected] // width].tolist()
         for row, value in zip(row_of, loss.tolist()):
             lang = owners[row]
             sums[lang] += value
