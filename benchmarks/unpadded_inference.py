@@ -45,17 +45,19 @@ def padded_batches(lengths: np.ndarray, batch: int, vocab: int, pad: int, seed: 
     return out
 
 
-def timed(step, data, args: argparse.Namespace) -> float:
-    """Median seconds of one pass over `data` after the warm-up passes."""
-    times = []
+def timed(runs: dict[str, tuple], args: argparse.Namespace) -> dict[str, float]:
+    """Median seconds of one pass over each model's data. The models take turns pass by pass,
+    so a machine that slows down or speeds up during the run shifts them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.inference_mode():
         for run in range(args.warmup + args.repeats):
-            started = time.perf_counter()
-            for item in data:
-                step(item)
-            if run >= args.warmup:
-                times.append(time.perf_counter() - started)
-    return statistics.median(times)
+            for name, (step, data) in runs.items():
+                started = time.perf_counter()
+                for item in data:
+                    step(item)
+                if run >= args.warmup:
+                    times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -94,15 +96,24 @@ def main() -> None:
             docs, real = Documents.from_attention_mask(mask)
             flat.append((ids.flatten()[real], docs))
         tokens = int(lengths.sum())
-        ours = tokens / timed(lambda item: encode(modernbert, item[0], item[1], backend="sdpa"), flat, args)
-        padded = tokens / timed(lambda item: modernbert(input_ids=item[0], attention_mask=item[1]), batches, args)
         label = f"fixed {args.fixed}" if kind == "fixed" else f"Normal({args.mean:g}, {args.sd:g}) ≤ {args.fixed}"
-        if args.fixed > xlmr.config.max_position_embeddings - 2:  # XLM-R stops at 512 tokens (as in the paper)
+        def ours_step(item: tuple) -> torch.Tensor:
+            item[1].cache.clear()  # length buckets and masks are built inside every forward, as in training
+            return encode(modernbert, item[0], item[1], backend="sdpa")
+
+        runs = {"ours": (ours_step, flat),
+                "padded": (lambda item: modernbert(input_ids=item[0], attention_mask=item[1]), batches)}
+        with_xlmr = args.fixed <= xlmr.config.max_position_embeddings - 2  # XLM-R stops at 512 tokens, as in the paper
+        if with_xlmr:
+            in_xlmr_vocab = [(torch.where(mask.bool(), ids % (xlmr.config.vocab_size - FIRST_REGULAR_ID)
+                                          + FIRST_REGULAR_ID, xlmr.config.pad_token_id), mask) for ids, mask in batches]
+            runs["xlmr"] = (lambda item: xlmr(input_ids=item[0], attention_mask=item[1]), in_xlmr_vocab)
+        rate = {name: tokens / seconds for name, seconds in timed(runs, args).items()}
+        ours, padded = rate["ours"], rate["padded"]
+        if not with_xlmr:
             print(f"| {label} | {ours:.0f} | {padded:.0f} | n/a | n/a | {ours / padded:.2f}x | n/a |", flush=True)
             continue
-        in_xlmr_vocab = [(torch.where(mask.bool(), ids % (xlmr.config.vocab_size - FIRST_REGULAR_ID) + FIRST_REGULAR_ID,
-                                      xlmr.config.pad_token_id), mask) for ids, mask in batches]
-        reference = tokens / timed(lambda item: xlmr(input_ids=item[0], attention_mask=item[1]), in_xlmr_vocab, args)
+        reference = rate["xlmr"]
         print(f"| {label} | {ours:.0f} | {padded:.0f} | {reference:.0f} | {ours / reference:.2f}x "
               f"| {ours / padded:.2f}x | {padded / reference:.2f}x |", flush=True)
 
