@@ -145,7 +145,9 @@ def _bucket_mask(bucket: _Bucket, window: int | None) -> torch.Tensor | None:
     return (bucket.valid & band) | ~bucket.valid.transpose(-1, -2)
 
 
-BLOCKED_FROM = 4  # local attention by blocks in grids at least this many windows wide
+# Local attention by blocks in grids at least this many windows wide: on a CPU, blocks cost more
+# than a band mask up to ~1024 tokens (window 64) and win from 2048 on (benchmarks/README.md).
+BLOCKED_FROM = 24
 
 
 def _block_mask(bucket: _Bucket, window: int, blocks: int) -> torch.Tensor:

@@ -138,3 +138,24 @@ def test_compiled_blocks_keep_parameter_names_and_outputs():
     assert list(model.state_dict()) == names
     assert torch.allclose(got, expected, atol=1e-4, rtol=0)
     assert torch.allclose(model.model.layers[0].mlp.Wi.weight.grad, expected_grad, atol=1e-4, rtol=1e-4)
+
+
+def test_wide_grids_attend_locally_by_blocks_and_match_transformers():
+    """Documents at least BLOCKED_FROM windows long take the blocked local attention (each
+    block of queries against its neighbouring blocks of keys); logits and gradients still
+    equal transformers' on a padded batch, a shorter document in the same grid included."""
+    import mmbert.unpadded as unpadded
+
+    window = ARCH.local_attention // 2
+    assert 120 >= unpadded.BLOCKED_FROM * window > 37  # the other tests' grids stay on the band mask
+    model = reference_model()
+    ids, mask = padded_batch([120, 100, 7], seed=3)
+    docs, real = Documents.from_attention_mask(mask)
+    expected = model(input_ids=ids, attention_mask=mask).logits.flatten(0, 1)[real]
+    got = masked_lm_logits(model, ids.flatten()[real], docs, backend="sdpa")
+    assert any(key.endswith(":True") for key in docs.cache), "the blocked path was not taken"
+    assert torch.allclose(got, expected, atol=1e-4, rtol=0), (got - expected).abs().max()
+    weights = torch.randn(got.shape, generator=torch.Generator().manual_seed(4))
+    grad_got = torch.autograd.grad((got * weights).sum(), model.model.layers[1].attn.Wqkv.weight)[0]
+    grad_expected = torch.autograd.grad((expected * weights).sum(), model.model.layers[1].attn.Wqkv.weight)[0]
+    assert float((grad_got - grad_expected).abs().max()) <= 1e-5 * float(grad_expected.abs().max())
