@@ -196,10 +196,13 @@ def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropo
     the rows of a padded grid for SDPA (one gather per bucket), masked to real keys and the
     layer's window; local layers in wide grids attend by blocks. Supports backward."""
     buckets = _buckets(docs)
-    source = torch.cat([qkv, qkv.new_zeros(1, *qkv.shape[1:])])  # the last row stands for padding
+    # documents of one length, in order: the tokens are the grid already (no copy either way)
+    as_is = len(buckets) == 1 and buckets[0].valid is None
+    source = qkv if as_is else torch.cat([qkv, qkv.new_zeros(1, *qkv.shape[1:])])  # last row: padding
     results = []
     for index, bucket in enumerate(buckets):
-        grid = source.index_select(0, bucket.gather).view(bucket.n, bucket.width, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)
+        rows = source if as_is else source.index_select(0, bucket.gather)
+        grid = rows.view(bucket.n, bucket.width, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)
         q, k, v = grid.unbind(0)  # [n, heads, width, dim] each
         blocked = window is not None and bucket.width >= BLOCKED_FROM * window
         mask = _mask(docs, index, bucket, window, blocked)
@@ -208,6 +211,8 @@ def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropo
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         results.append(out.transpose(1, 2).reshape(bucket.n * bucket.width, *qkv.shape[2:]))
+    if as_is:
+        return results[0]
     return (torch.cat(results) if len(results) > 1 else results[0]).index_select(0, docs.cache["output_of"])
 
 
