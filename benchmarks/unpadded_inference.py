@@ -8,8 +8,9 @@ Usage (repo root):
     .venv/bin/python benchmarks/unpadded_inference.py --threads 2 --fixed 512 --mean 256 --sd 64
 
 The paper's scheme is fixed 512 / Normal(256, 64) and fixed 8192 / Normal(4096, 1024), the
-largest batch that fits and 10 timed iterations, on a GPU; pass those values there. Long
-context on a CPU, sized down (XLM-R stops at 512 tokens, as in the paper's table):
+largest batch that fits and 10 timed iterations, on a GPU, in bf16; there, e.g.:
+    .venv/bin/python benchmarks/unpadded_inference.py --device cuda --precision bf16 --documents 8192 --batch-size 256 --repeats 10
+Long context on a CPU, sized down (XLM-R stops at 512 tokens, as in the paper's table):
     .venv/bin/python benchmarks/unpadded_inference.py --fixed 8192 --mean 4096 --sd 1024 --documents 4 --batch-size 2
 """
 
@@ -49,12 +50,18 @@ def timed(runs: dict[str, tuple], args: argparse.Namespace) -> dict[str, float]:
     """Median seconds of one pass over each model's data. The models take turns pass by pass,
     so a machine that slows down or speeds up during the run shifts them all alike."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    with torch.inference_mode():
+    cuda = args.device.startswith("cuda")
+    with torch.inference_mode(), torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16,
+                                                enabled=args.precision == "bf16"):
         for run in range(args.warmup + args.repeats):
             for name, (step, data) in runs.items():
+                if cuda:
+                    torch.cuda.synchronize()
                 started = time.perf_counter()
                 for item in data:
                     step(item)
+                if cuda:
+                    torch.cuda.synchronize()
                 if run >= args.warmup:
                     times[name].append(time.perf_counter() - started)
     return {name: statistics.median(t) for name, t in times.items()}
@@ -72,6 +79,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast, as the paper")
+    parser.add_argument("--backend", default="auto", help="the unpadded path's attention: auto, sdpa, varlen, flash_attn")
+    parser.add_argument("--padded-attention", default="sdpa", help="transformers' attn_implementation, e.g. flash_attention_2")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -79,10 +90,13 @@ def main() -> None:
 
     arch, vocab = architecture(args.architecture)
     torch.manual_seed(args.seed)
-    modernbert = ModernBertModel(build_config(arch, vocab, attn_implementation="sdpa")).eval()
+    device = torch.device(args.device)
+    modernbert = ModernBertModel(build_config(arch, vocab, attn_implementation=args.padded_attention)).eval().to(device)
     xlmr = XLMRobertaModel(XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514, type_vocab_size=1,
-                                            attn_implementation="sdpa")).eval()
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.architecture} "
+                                            attn_implementation="sdpa")).eval().to(device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} threads"
+    print(f"torch {torch.__version__}, {where}, {args.precision}, unpadded backend {args.backend}, padded "
+          f"{args.padded_attention}, {args.architecture} "
           f"({sum(p.numel() for p in modernbert.parameters()) / 1e6:.0f} M parameters), batch {args.batch_size}, "
           f"{args.documents} documents, {args.repeats} timed passes after {args.warmup}")
     print("| lengths | unpadded (ours) tok/s | transformers padded tok/s | XLM-R base tok/s "
@@ -90,16 +104,18 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for kind in ("fixed", "variable"):
         lengths = lengths_for(kind, args)
-        batches = padded_batches(lengths, args.batch_size, vocab, modernbert.config.pad_token_id, args.seed)
+        batches = [(ids.to(device), mask.to(device)) for ids, mask in
+                   padded_batches(lengths, args.batch_size, vocab, modernbert.config.pad_token_id, args.seed)]
         flat = []
         for ids, mask in batches:
             docs, real = Documents.from_attention_mask(mask)
             flat.append((ids.flatten()[real], docs))
         tokens = int(lengths.sum())
         label = f"fixed {args.fixed}" if kind == "fixed" else f"Normal({args.mean:g}, {args.sd:g}) ≤ {args.fixed}"
+
         def ours_step(item: tuple) -> torch.Tensor:
             item[1].cache.clear()  # length buckets and masks are built inside every forward, as in training
-            return encode(modernbert, item[0], item[1], backend="sdpa")
+            return encode(modernbert, item[0], item[1], backend=args.backend)
 
         runs = {"ours": (ours_step, flat),
                 "padded": (lambda item: modernbert(input_ids=item[0], attention_mask=item[1]), batches)}
