@@ -94,7 +94,12 @@ def prepared(name: str, model: torch.nn.Module,
     for ids, mask in data:
         docs, real = Documents.from_attention_mask(mask)
         items.append((ids.flatten()[real], docs))
-    return (lambda item: encode(model, item[0], item[1])), items
+
+    def run(item: tuple[torch.Tensor, Documents]) -> torch.Tensor:
+        item[1].cache.clear()  # length buckets and masks are built in every forward, as in training
+        return encode(model, item[0], item[1])
+
+    return run, items
 
 
 def run_bench(cfg: PipelineConfig) -> dict[str, object]:
