@@ -104,21 +104,38 @@ def _store_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def test_tokenization_on_ray_does_not_depend_on_the_number_of_actors(micro, tmp_path):
+def test_tokenization_on_ray_does_not_depend_on_actors_or_slices(micro, tmp_path):
     from mmbert.mixing.store import ChunkStoreWriter
-    from mmbert.mixing.tokenize import tokenize_corpus
+    from mmbert.mixing.tokenize import jsonl_slices, tokenize_corpus
 
     cfg, out = micro
     rule = ChunkRule(30, 8, 2)
     languages = ["eng_Latn", "fra_Latn", "deu_Latn"]
+    corpus = out / "corpus" / "train.jsonl"
+    small = 3000  # bytes: many slices, each cut at a line's end
+    slices = jsonl_slices(corpus, small)
+    assert len(slices) > 10 and slices[-1]["end"] == corpus.stat().st_size
+    data = corpus.read_bytes()
+    assert all(data[s["end"] - 1:s["end"]] == b"\n" for s in slices)
     digests = []
-    for actors in (1, 2):
-        store = tmp_path / f"store{actors}"
-        totals = tokenize_corpus([out / "corpus" / "train.jsonl"], languages, out / "tokenizer", rule,
-                                 ChunkStoreWriter(store, np.dtype(np.uint16)), actors=actors)
+    for actors, slice_bytes in ((1, 1 << 20), (2, 1 << 20), (2, small)):
+        store = tmp_path / f"store{actors}-{slice_bytes}"
+        totals = tokenize_corpus([corpus], languages, out / "tokenizer", rule,
+                                 ChunkStoreWriter(store, np.dtype(np.uint16)), actors=actors, slice_bytes=slice_bytes)
         assert set(totals) == set(languages) and min(totals.values()) > 0
         digests.append(_store_digest(store))
-    assert digests[0] == digests[1]
+    assert digests[0] == digests[1] == digests[2]
+
+
+def test_a_corpus_line_that_is_not_json_is_named(tmp_path):
+    from mmbert.mixing.tokenize import read_slice
+
+    corpus = tmp_path / "train.jsonl"
+    corpus.write_text('{"lang": "eng_Latn", "text": "fine"}\n{"lang": "eng_Latn", "text": broken}\n')
+    table = read_slice(str(corpus), 0, 37)
+    assert table.column("text").to_pylist() == ["fine"]
+    with pytest.raises(ValueError, match=r"train\.jsonl, bytes 0-\d+: not JSON lines"):
+        read_slice(str(corpus), 0, corpus.stat().st_size)
 
 
 def released_fixture(folder: Path, docs: list[np.ndarray]) -> Path:

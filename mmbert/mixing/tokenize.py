@@ -1,9 +1,11 @@
 """Tokenization and chunking of the corpus on Ray Data, on the cluster that trains.
 
 Batches of documents go to a pool of tokenizer actors (one tokenizer each, loaded once);
-each returns the batch's chunks (mmbert.chunking's rule). The driver receives them in the
-corpus's order (deterministic, whatever the number of actors) and appends them to the chunk
-store, so nothing grows in memory with the corpus.
+each returns the batch's chunks (mmbert.chunking's rule). The embedded corpus's actors read
+their own slices of its JSON-lines file; hub sources arrive as (lang, text) batches from
+their download-and-read tasks. The driver receives the chunks in the corpus's order
+(deterministic, whatever the number of actors) and appends them to the chunk store, so
+nothing grows in memory with the corpus.
 """
 
 from __future__ import annotations
@@ -21,39 +23,99 @@ from mmbert.chunking import ChunkRule, chunk_document
 from mmbert.mixing.store import ChunkStoreWriter
 
 log = logging.getLogger("mmbert.mix")
-BATCH_DOCUMENTS = 256
+BATCH_DOCUMENTS = 256  # a batch of (lang, text) rows from the hub readers
+SLICE_BYTES = 4 << 20  # of a JSON-lines corpus file, read by one actor call
 
 
 class TokenizeAndChunk:
-    """A Ray Data actor: a batch of documents in, one row out holding the batch's chunks as
-    flat arrays (language of each chunk, chunk lengths, all ids), so that neither the
-    transfer nor the driver handles a Python object per chunk."""
+    """A Ray Data actor: a batch of (lang, text) documents in, one row out holding the batch's
+    chunks grouped by language as flat arrays (the languages present, chunks and tokens of
+    each, chunk lengths, all ids in the store's dtype), so that neither the transfer nor the
+    driver handles a Python object per chunk, and the driver only slices."""
 
-    def __init__(self, tokenizer_dir: str, rule: ChunkRule, languages: list[str]) -> None:
+    def __init__(self, tokenizer_dir: str, rule: ChunkRule, languages: list[str], dtype: str) -> None:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core per actor; Ray places the actors
         from mmbert.tokenizer import load_tokenizer
 
         self.encode = batch_encoder(load_tokenizer(tokenizer_dir))
-        self.rule = rule
+        self.rule, self.dtype = rule, np.dtype(dtype)
         self.index = {lang: i for i, lang in enumerate(languages)}
 
     def __call__(self, batch: Any) -> dict[str, Any]:
-        all_langs = batch.column("lang").to_pylist()
+        return self.chunks_of(batch.column("lang"), batch.column("text"))
+
+    def chunks_of(self, lang_column: Any, text_column: Any) -> dict[str, Any]:
+        all_langs = lang_column.to_pylist()
         keep = [i for i, lang in enumerate(all_langs) if lang in self.index]
-        column = batch.column("text")
         if len(keep) < len(all_langs):  # other phases' languages: never converted to Python
-            column = column.take(np.asarray(keep, dtype=np.int64))
-        texts = column.to_pylist()
+            text_column = text_column.take(np.asarray(keep, dtype=np.int64))
+        texts = text_column.to_pylist()
         ids = self.encode(texts) if texts else []
-        langs, lengths, pieces = [], [], []
+        by_lang: dict[int, tuple[list[int], list[int]]] = {}
         for i, doc in zip(keep, ids):
-            lang = self.index[all_langs[i]]
+            lengths, pieces = by_lang.setdefault(self.index[all_langs[i]], ([], []))
             for piece in chunk_document(doc, self.rule):
-                langs.append(lang)
                 lengths.append(len(piece))
                 pieces.extend(piece)
-        return {"langs": _one(np.asarray(langs, dtype=np.int32)), "lengths": _one(np.asarray(lengths, dtype=np.int64)),
-                "ids": _one(np.asarray(pieces, dtype=np.int64)), "documents": np.asarray([len(ids)], dtype=np.int64)}
+        groups = list(by_lang.values())
+        return {"langs": _one(np.fromiter(by_lang, dtype=np.int32, count=len(by_lang))),
+                "chunks": _one(np.asarray([len(lengths) for lengths, _ in groups], dtype=np.int64)),
+                "tokens": _one(np.asarray([len(pieces) for _, pieces in groups], dtype=np.int64)),
+                "lengths": _one(_joined([lengths for lengths, _ in groups], np.dtype(np.int32))),
+                "ids": _one(_joined([pieces for _, pieces in groups], self.dtype)),
+                "documents": np.asarray([len(ids)], dtype=np.int64)}
+
+
+class ReadTokenizeAndChunk(TokenizeAndChunk):
+    """The same actor reading its documents itself: a batch is one slice of a JSON-lines
+    corpus file (whole lines), parsed by Arrow in the actor, so that no text crosses the
+    object store and no read task competes with the tokenizers for the cores."""
+
+    def __call__(self, batch: Any) -> dict[str, Any]:
+        table = read_slice(batch.column("path")[0].as_py(), batch.column("start")[0].as_py(),
+                           batch.column("end")[0].as_py())
+        return self.chunks_of(table.column("lang"), table.column("text"))
+
+
+def _joined(parts: list[list[int]], dtype: np.dtype) -> np.ndarray:
+    return np.concatenate([np.asarray(part, dtype=dtype) for part in parts]) if parts else np.zeros(0, dtype=dtype)
+
+
+def jsonl_slices(path: Path, target_bytes: int) -> list[dict[str, Any]]:
+    """[start, end) byte ranges of whole lines of `path`, each about `target_bytes`."""
+    size = path.stat().st_size
+    slices, start = [], 0
+    with path.open("rb") as handle:
+        while start < size:
+            handle.seek(min(size, start + target_bytes) - 1)
+            handle.readline()  # to the next line's start (the seek may land on a newline)
+            end = min(size, handle.tell())
+            slices.append({"path": str(path), "start": start, "end": end})
+            start = end
+    return slices
+
+
+def read_slice(path: str, start: int, end: int) -> Any:
+    """The (lang, text) columns of the JSON lines in bytes [start, end) of `path`."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    with open(path, "rb") as handle:
+        data = os.pread(handle.fileno(), end - start, start)
+    try:
+        return pajson.read_json(pa.BufferReader(data),
+                                read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                                parse_options=pajson.ParseOptions(explicit_schema=_corpus_schema(),
+                                                                  unexpected_field_behavior="ignore"))
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{path}, bytes {start}-{end}: not JSON lines with string 'lang' and 'text' "
+                         f"fields ({exc})") from None
+
+
+def _corpus_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema([("lang", pa.string()), ("text", pa.string())])
 
 
 def batch_encoder(tokenizer: Any) -> Callable[[list[str]], list[list[int]]]:
@@ -73,38 +135,61 @@ def _one(array: np.ndarray) -> np.ndarray:
 
 
 def tokenize_corpus(files: list[Path], languages: list[str], tokenizer_dir: Path, rule: ChunkRule,
-                    store: ChunkStoreWriter, actors: int,
-                    progress: Callable[..., None] | None = None) -> dict[str, int]:
-    """Tokenize the phase's languages of the corpus files into `store`; tokens per language."""
+                    store: ChunkStoreWriter, actors: int, progress: Callable[..., None] | None = None,
+                    slice_bytes: int = SLICE_BYTES) -> dict[str, int]:
+    """Tokenize the phase's languages of the JSON-lines corpus files into `store`; tokens per
+    language. The result does not depend on `slice_bytes` nor on the number of actors."""
     import ray.data
 
     # Ray's workers run in their own working directory (a shared cluster's is wherever it
     # was started), so every path that crosses into Ray is absolute.
     files = [Path(f).resolve() for f in files]
+    for f in files:
+        if f.suffix != ".jsonl":
+            raise ValueError(f"{f}: the corpus is read as JSON lines (.jsonl), one document per line")
+    total = sum(f.stat().st_size for f in files)
+    # Several slices per actor even for a small corpus, so that every actor has work.
+    target = max(1, min(slice_bytes, total // (4 * max(1, actors))))
+    slices = [piece for f in files for piece in jsonl_slices(f, target)]
     configure_ray_data()
-    # Reading claims no CPU: tokenizer actors (of this and of concurrent mix stages on the
-    # same cluster) may hold every CPU, and must never wait for a read that cannot start.
-    read_args = {"num_cpus": 0}
-    ds = ray.data.read_json([str(f) for f in files], lines=True, **read_args) if files[0].suffix == ".jsonl" \
-        else ray.data.read_parquet([str(f) for f in files], **read_args)
-    return tokenize_dataset(ds.select_columns(["lang", "text"]), languages, tokenizer_dir, rule, store, actors,
-                            progress)
+    ds = ray.data.from_items(slices, override_num_blocks=max(1, len(slices)))
+    return _tokenize(ds, ReadTokenizeAndChunk, 1, languages, tokenizer_dir, rule, store, actors, progress)
 
 
-def _store_batch(store: ChunkStoreWriter, languages: list[str], langs: np.ndarray, lengths: np.ndarray,
-                 ids: np.ndarray) -> None:
-    """Append one batch's chunks to the store, language by language, in their order."""
-    if len(langs) == 0:
-        return
-    chunk_order = np.argsort(langs, kind="stable")  # stable: chunks keep their order within a language
-    token_order = np.argsort(np.repeat(langs, lengths), kind="stable")
-    present, chunks = np.unique(langs, return_counts=True)
-    chunk_cuts = np.cumsum(chunks)[:-1]
-    sorted_lengths = lengths[chunk_order]
-    token_cuts = np.cumsum([int(part.sum()) for part in np.split(sorted_lengths, chunk_cuts)])[:-1]
-    for index, part_ids, part_lengths in zip(present, np.split(ids[token_order], token_cuts),
-                                             np.split(sorted_lengths, chunk_cuts)):
-        store.add_flat(languages[index], part_ids, part_lengths)
+def tokenize_dataset(ds: Any, languages: list[str], tokenizer_dir: Path, rule: ChunkRule, store: ChunkStoreWriter,
+                     actors: int, progress: Callable[..., None] | None = None) -> dict[str, int]:
+    """Tokenize a Ray dataset of (lang, text) rows into `store`, keyed by `lang`, in order."""
+    return _tokenize(ds, TokenizeAndChunk, BATCH_DOCUMENTS, languages, tokenizer_dir, rule, store, actors, progress)
+
+
+def _tokenize(ds: Any, actor: type[TokenizeAndChunk], batch_size: int, languages: list[str], tokenizer_dir: Path,
+              rule: ChunkRule, store: ChunkStoreWriter, actors: int,
+              progress: Callable[..., None] | None) -> dict[str, int]:
+    import ray.data
+
+    kwargs = {"tokenizer_dir": str(Path(tokenizer_dir).resolve()), "rule": rule, "languages": languages,
+              "dtype": np.dtype(store.dtype).name}
+    ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=batch_size, batch_format="pyarrow",
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors)), num_cpus=1)
+    started, documents, tokens = time.perf_counter(), 0, 0
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for row in zip(batch["langs"], batch["chunks"], batch["tokens"], batch["lengths"], batch["ids"]):
+            tokens += _store_batch(store, languages, *row)
+        documents += int(batch["documents"].sum())
+        if progress:
+            progress(documents, tokens, time.perf_counter() - started)
+    if progress:
+        progress(documents, tokens, time.perf_counter() - started, final=True)
+    return store.close()
+
+
+def _store_batch(store: ChunkStoreWriter, languages: list[str], langs: np.ndarray, chunks: np.ndarray,
+                 tokens: np.ndarray, lengths: np.ndarray, ids: np.ndarray) -> int:
+    """Append one batch's chunks (grouped by language) to the store; returns its tokens."""
+    for lang, part_lengths, part_ids in zip(langs.tolist(), np.split(lengths, np.cumsum(chunks)[:-1]),
+                                            np.split(ids, np.cumsum(tokens)[:-1])):
+        store.add_flat(languages[lang], part_ids, part_lengths)
+    return len(ids)
 
 
 def configure_ray_data() -> None:
@@ -113,25 +198,3 @@ def configure_ray_data() -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # chunk i of a language is the same on every run
     ctx.enable_progress_bars = False  # progress is logged by the caller, in documents and tokens
-
-
-def tokenize_dataset(ds: Any, languages: list[str], tokenizer_dir: Path, rule: ChunkRule, store: ChunkStoreWriter,
-                     actors: int, progress: Callable[..., None] | None = None) -> dict[str, int]:
-    """Tokenize a Ray dataset of (lang, text) rows into `store`, keyed by `lang`, in order."""
-    import ray.data
-
-    ds = ds.map_batches(TokenizeAndChunk, fn_constructor_kwargs={"tokenizer_dir": str(Path(tokenizer_dir).resolve()),
-                                                                 "rule": rule, "languages": languages},
-                        batch_size=BATCH_DOCUMENTS, batch_format="pyarrow",
-                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors)), num_cpus=1)
-    started, documents, tokens = time.perf_counter(), 0, 0
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        for langs, lengths, ids in zip(batch["langs"], batch["lengths"], batch["ids"]):
-            _store_batch(store, languages, langs, lengths, ids)
-            tokens += len(ids)
-        documents += int(batch["documents"].sum())
-        if progress:
-            progress(documents, tokens, time.perf_counter() - started)
-    if progress:
-        progress(documents, tokens, time.perf_counter() - started, final=True)
-    return store.close()
