@@ -97,11 +97,33 @@ def test_segments_cut_the_draws_by_tokens():
     assert segments(lengths, 1000) == [(0, 6)]
 
 
-def _store_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        digest.update(path.name.encode() + path.read_bytes())
+def _store_digest(folder: Path, languages: list[str]) -> str:
+    """Every language's chunk lengths and tokens in order (parts are named at random)."""
+    from mmbert.mixing.store import ChunkStore
+
+    store, digest = ChunkStore(folder, np.dtype(np.uint16)), hashlib.sha256()
+    for lang in languages:
+        digest.update(lang.encode() + store.lengths(lang).tobytes() + store.tokens(lang).tobytes())
     return digest.hexdigest()
+
+
+def test_the_chunk_store_finds_every_chunk_across_parts(tmp_path):
+    from mmbert.mixing.store import ChunkStore, ChunkStoreWriter, write_part
+
+    writer = ChunkStoreWriter(tmp_path, np.dtype(np.uint16))
+    writer.add("a", [[1, 2, 3], [4]])  # driver-side chunks are written as a part before the next part
+    # a part as an actor writes it: language b's two chunks, then a's one
+    writer.add_part(write_part(tmp_path, np.array([5, 6, 7, 8, 9, 10], np.uint16)), ["b", "a"],
+                    np.array([2, 1]), np.array([4, 2]), np.array([1, 3, 2], np.int32))
+    writer.add("a", [[11, 12]])
+    assert writer.close() == {"a": 8, "b": 4}
+    store = ChunkStore(tmp_path, np.dtype(np.uint16))
+    assert store.lengths("a").tolist() == [3, 1, 2, 2] and store.lengths("b").tolist() == [1, 3]
+    assert store.tokens("a").tolist() == [1, 2, 3, 4, 9, 10, 11, 12]
+    assert store.tokens("b").tolist() == [5, 6, 7, 8]
+    parts, offsets = store.locate("a", np.array([3, 0, 2]))
+    assert offsets.tolist() == [0, 0, 4] and parts[1] == 0 and parts[2] == 1 and parts[0] == 2
+    assert len(store.parts()) == 3
 
 
 def test_tokenization_on_ray_does_not_depend_on_actors_or_slices(micro, tmp_path):
@@ -123,7 +145,7 @@ def test_tokenization_on_ray_does_not_depend_on_actors_or_slices(micro, tmp_path
         totals = tokenize_corpus([corpus], languages, out / "tokenizer", rule,
                                  ChunkStoreWriter(store, np.dtype(np.uint16)), actors=actors, slice_bytes=slice_bytes)
         assert set(totals) == set(languages) and min(totals.values()) > 0
-        digests.append(_store_digest(store))
+        digests.append(_store_digest(store, languages))
     assert digests[0] == digests[1] == digests[2]
 
 

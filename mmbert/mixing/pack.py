@@ -27,11 +27,11 @@ def segments(lengths: np.ndarray, task_tokens: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def pack_segment(store_dir: str, dtype: str, languages: list[str], lang_index: np.ndarray, offsets: np.ndarray,
+def pack_segment(store_dir: str, dtype: str, parts: list[str], part_index: np.ndarray, offsets: np.ndarray,
                  lengths: np.ndarray, out: str, settings: dict[str, Any]) -> dict[str, int]:
-    """Pack one segment of chunks (language, token offset in its file, length) into an MDS
-    partition at `out`; returns its counts."""
-    store = ChunkReader(Path(store_dir), np.dtype(dtype), languages)
+    """Pack one segment of chunks (part of the chunk store, token offset in it, length) into
+    an MDS partition at `out`; returns its counts."""
+    store = ChunkReader(Path(store_dir), np.dtype(dtype), parts)
     packer = BestFitPacker(settings["seq_len"], settings["buffer_rows"], cls_id=settings["cls"],
                            sep_id=settings["sep"], pad_id=settings["pad"], dtype=np.dtype(dtype))
     columns = {"input_ids": f"ndarray:{dtype}", "cu_seqlens": "ndarray:int32"}
@@ -46,21 +46,23 @@ def pack_segment(store_dir: str, dtype: str, languages: list[str], lang_index: n
                 real += int(row.cu_seqlens[-1])
 
         try:
-            for lang, offset, length in zip(lang_index.tolist(), offsets.tolist(), lengths.tolist()):
-                write(packer.add(store.read(lang, offset, length)))
+            for part, offset, length in zip(part_index.tolist(), offsets.tolist(), lengths.tolist()):
+                write(packer.add(store.read(part, offset, length)))
         finally:
             store.close()
         write(packer.flush())
     return {"rows": rows, "real_tokens": real}
 
 
-def chunk_offsets(store: ChunkStore, languages: list[str], lang_index: np.ndarray,
-                  chunk_index: np.ndarray) -> np.ndarray:
-    """The token offset of each drawn chunk in its language's file (vectorised: one pass)."""
-    lengths = [store.lengths(lang).astype(np.int64) for lang in languages]
-    starts = np.concatenate([np.cumsum(n) - n for n in lengths]) if lengths else np.zeros(0, np.int64)
-    base = np.concatenate([[0], np.cumsum([len(n) for n in lengths])[:-1]]).astype(np.int64)
-    return starts[base[lang_index] + chunk_index]
+def chunk_locations(store: ChunkStore, languages: list[str], lang_index: np.ndarray,
+                    chunk_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The part and token offset of each drawn chunk (vectorised per language)."""
+    parts, offsets = np.zeros(len(lang_index), np.int64), np.zeros(len(lang_index), np.int64)
+    order = np.argsort(lang_index, kind="stable")
+    present, starts = np.unique(lang_index[order], return_index=True)
+    for lang, members in zip(present.tolist(), np.split(order, starts[1:])):
+        parts[members], offsets[members] = store.locate(languages[lang], chunk_index[members])
+    return parts, offsets
 
 
 def pack_on_ray(store_dir: Path, dtype: np.dtype, languages: list[str], lang_index: np.ndarray,
@@ -71,10 +73,12 @@ def pack_on_ray(store_dir: Path, dtype: np.dtype, languages: list[str], lang_ind
 
     store_dir, folder = Path(store_dir).resolve(), Path(folder).resolve()  # Ray workers have their own cwd
     remote = ray.remote(num_cpus=1)(pack_segment)
-    offsets = chunk_offsets(ChunkStore(store_dir, dtype), languages, lang_index, chunk_index)
+    store = ChunkStore(store_dir, dtype)
+    parts, offsets = chunk_locations(store, languages, lang_index, chunk_index)
+    names = ray.put(store.parts())  # once in the object store, not once per task
     pending = []
     for k, (a, b) in enumerate(segments(lengths, task_tokens)):
-        pending.append(remote.remote(str(store_dir), dtype.name, languages, lang_index[a:b], offsets[a:b],
+        pending.append(remote.remote(str(store_dir), dtype.name, names, parts[a:b], offsets[a:b],
                                      lengths[a:b], str(folder / f"part-{k:05d}"), settings))
     counts = ray.get(pending)
     # merge_index warns that the folder it writes into is not empty: it holds the partitions.

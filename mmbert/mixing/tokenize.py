@@ -1,11 +1,11 @@
 """Tokenization and chunking of the corpus on Ray Data, on the cluster that trains.
 
 Batches of documents go to a pool of tokenizer actors (one tokenizer each, loaded once);
-each returns the batch's chunks (mmbert.chunking's rule). The embedded corpus's actors read
-their own slices of its JSON-lines file; hub sources arrive as (lang, text) batches from
-their download-and-read tasks. The driver receives the chunks in the corpus's order
-(deterministic, whatever the number of actors) and appends them to the chunk store, so
-nothing grows in memory with the corpus.
+each writes the batch's chunks (mmbert.chunking's rule) as a part of the chunk store. The
+embedded corpus's actors read their own slices of its JSON-lines file; hub sources arrive
+as (lang, text) batches from their download-and-read tasks. The driver receives the parts' descriptions in the corpus's
+order (deterministic, whatever the number of actors) and records them, so nothing grows in
+memory with the corpus but 4 bytes a chunk, and no token passes through it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmbert.chunking import ChunkRule, chunk_document
-from mmbert.mixing.store import ChunkStoreWriter
+from mmbert.mixing.store import ChunkStoreWriter, write_part
 
 log = logging.getLogger("mmbert.mix")
 BATCH_DOCUMENTS = 256  # a batch of (lang, text) rows from the hub readers
@@ -28,17 +28,18 @@ SLICE_BYTES = 4 << 20  # of a JSON-lines corpus file, read by one actor call
 
 
 class TokenizeAndChunk:
-    """A Ray Data actor: a batch of (lang, text) documents in, one row out holding the batch's
-    chunks grouped by language as flat arrays (the languages present, chunks and tokens of
-    each, chunk lengths, all ids in the store's dtype), so that neither the transfer nor the
-    driver handles a Python object per chunk, and the driver only slices."""
+    """A Ray Data actor: a batch of (lang, text) documents in; the batch's chunks, grouped by
+    language, written as one part of the chunk store; one row out describing the part (its
+    name, the languages present, chunks and tokens of each, the chunk lengths), so that no
+    token passes through the object store or the driver."""
 
-    def __init__(self, tokenizer_dir: str, rule: ChunkRule, languages: list[str], dtype: str) -> None:
+    def __init__(self, tokenizer_dir: str, rule: ChunkRule, languages: list[str], dtype: str,
+                 store_dir: str) -> None:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core per actor; Ray places the actors
         from mmbert.tokenizer import load_tokenizer
 
         self.encode = batch_encoder(load_tokenizer(tokenizer_dir))
-        self.rule, self.dtype = rule, np.dtype(dtype)
+        self.rule, self.dtype, self.store_dir = rule, np.dtype(dtype), Path(store_dir)
         self.index = {lang: i for i, lang in enumerate(languages)}
 
     def __call__(self, batch: Any) -> dict[str, Any]:
@@ -58,11 +59,12 @@ class TokenizeAndChunk:
                 lengths.append(len(piece))
                 pieces.extend(piece)
         groups = list(by_lang.values())
-        return {"langs": _one(np.fromiter(by_lang, dtype=np.int32, count=len(by_lang))),
+        tokens = _joined([pieces for _, pieces in groups], self.dtype)
+        return {"part": np.asarray([write_part(self.store_dir, tokens) if len(tokens) else ""], dtype=object),
+                "langs": _one(np.fromiter(by_lang, dtype=np.int32, count=len(by_lang))),
                 "chunks": _one(np.asarray([len(lengths) for lengths, _ in groups], dtype=np.int64)),
                 "tokens": _one(np.asarray([len(pieces) for _, pieces in groups], dtype=np.int64)),
                 "lengths": _one(_joined([lengths for lengths, _ in groups], np.dtype(np.int32))),
-                "ids": _one(_joined([pieces for _, pieces in groups], self.dtype)),
                 "documents": np.asarray([len(ids)], dtype=np.int64)}
 
 
@@ -168,28 +170,22 @@ def _tokenize(ds: Any, actor: type[TokenizeAndChunk], batch_size: int, languages
     import ray.data
 
     kwargs = {"tokenizer_dir": str(Path(tokenizer_dir).resolve()), "rule": rule, "languages": languages,
-              "dtype": np.dtype(store.dtype).name}
+              "dtype": store.dtype.name, "store_dir": str(Path(store.folder).resolve())}
     ds = ds.map_batches(actor, fn_constructor_kwargs=kwargs, batch_size=batch_size, batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors)), num_cpus=1)
     started, documents, tokens = time.perf_counter(), 0, 0
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        for row in zip(batch["langs"], batch["chunks"], batch["tokens"], batch["lengths"], batch["ids"]):
-            tokens += _store_batch(store, languages, *row)
+        for part, langs, chunks, counts, lengths in zip(batch["part"], batch["langs"], batch["chunks"],
+                                                        batch["tokens"], batch["lengths"]):
+            if part:
+                store.add_part(str(part), [languages[i] for i in langs.tolist()], chunks, counts, lengths)
+            tokens += int(counts.sum())
         documents += int(batch["documents"].sum())
         if progress:
             progress(documents, tokens, time.perf_counter() - started)
     if progress:
         progress(documents, tokens, time.perf_counter() - started, final=True)
     return store.close()
-
-
-def _store_batch(store: ChunkStoreWriter, languages: list[str], langs: np.ndarray, chunks: np.ndarray,
-                 tokens: np.ndarray, lengths: np.ndarray, ids: np.ndarray) -> int:
-    """Append one batch's chunks (grouped by language) to the store; returns its tokens."""
-    for lang, part_lengths, part_ids in zip(langs.tolist(), np.split(lengths, np.cumsum(chunks)[:-1]),
-                                            np.split(ids, np.cumsum(tokens)[:-1])):
-        store.add_flat(languages[lang], part_ids, part_lengths)
-    return len(ids)
 
 
 def configure_ray_data() -> None:
