@@ -167,14 +167,32 @@ def paper_small_demand(mfu: float = 0.5, peak_flops: float = 989e12) -> float:
 PAPER_SMALL_PRETRAIN_TOKENS = 2_300_000_000_000
 
 
-def project(per_core: float, fixed: float, node_cores: int) -> None:
-    """Wall time of the paper-small pre-training mix on N nodes, if every core tokenizes at
-    the measured marginal rate (downloads and the driver's appends assumed to keep up)."""
+def sampling_seconds_per_chunk(chunks: int = 500_000, languages: int = 700) -> float:
+    """The driver's one serial step per drawn chunk (mmbert.mix.sample_chunks), timed on
+    synthetic chunk lengths."""
+    import numpy as np
+
+    from mmbert.mix import sample_chunks
+
+    rng = np.random.default_rng(0)
+    lengths = {f"l{i}": rng.integers(16, 1022, chunks // languages) for i in range(languages)}
+    probs = dict.fromkeys(lengths, 1 / languages)
+    started = time.perf_counter()
+    _, drawn, _, _ = sample_chunks(lengths, probs, int(sum(n.sum() for n in lengths.values())), seed=0)
+    return (time.perf_counter() - started) / len(drawn)
+
+
+def project(per_core: float, fixed: float, node_cores: int, chunk_tokens: float) -> None:
+    """Wall time of the paper-small pre-training mix on N nodes: every core tokenizes at the
+    measured marginal rate, then the driver samples every chunk serially (downloads assumed
+    to keep up)."""
+    sampling = PAPER_SMALL_PRETRAIN_TOKENS / chunk_tokens * sampling_seconds_per_chunk()
     print(f"projection, paper-small pre-training mix ({PAPER_SMALL_PRETRAIN_TOKENS:.2e} tokens), {node_cores} cores "
-          f"a node, {per_core:.0f} tokens/s/core, {fixed:.0f} s fixed:")
+          f"a node, {per_core:.0f} tokens/s/core, {fixed:.0f} s fixed, serial sampling {sampling / 3600:.1f} h "
+          f"({chunk_tokens:.0f} tokens a chunk as measured):")
     for nodes in (1, 8, 32, 128):
-        hours = (PAPER_SMALL_PRETRAIN_TOKENS / (per_core * node_cores * nodes) + fixed) / 3600
-        print(f"  {nodes:>4} node(s): {hours:8.1f} h")
+        tokenizing = PAPER_SMALL_PRETRAIN_TOKENS / (per_core * node_cores * nodes) + fixed
+        print(f"  {nodes:>4} node(s): {(tokenizing + sampling) / 3600:8.1f} h ({tokenizing / 3600:.1f} h tokenizing)")
 
 
 def main() -> None:
@@ -187,7 +205,7 @@ def main() -> None:
     parser.add_argument("--node-cores", type=int, default=96, help="cores a node, for the N-node projection")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    rows = []
+    rows, driver_cpu = [], []
     with tempfile.TemporaryDirectory(prefix="mmbert-databench-") as tmp:
         for copies in args.copies:
             run, texts = scratch_run(args.outputs, copies, Path(tmp), args.doc_chars)
@@ -196,6 +214,7 @@ def main() -> None:
             pipeline_per_core = manifest["tokens"] / work / cores
             raw_per_core = raw_tokens / raw_seconds
             rows.append((copies, manifest["tokens"], seconds, work, pipeline_per_core, raw_per_core, peak))
+            driver_cpu.append(sum(t for name, t in CPU_BY_PROCESS.items() if "-m mmbert.mix" in name))
             if copies == args.copies[0]:
                 read_rate = reader_rate(run / "outputs" / "mix" / "pretrain", run / "cache")
                 seq_len = manifest["seq_len"]
@@ -214,7 +233,10 @@ def main() -> None:
         marginal = (t1 - t0) / (w1 - w0) / cores
         print(f"marginal rate x{c0} -> x{c1} (fixed costs cancelled): {marginal:.0f} tokens/s/core, overhead "
               f"{1 - marginal / rows[-1][5]:.0%} against the raw tokenizer")
-        project(marginal, fixed=w0 - t0 / (marginal * cores), node_cores=args.node_cores)
+        print("driver CPU s (start-up, Ray Data's executor, sampling; no token passes through it): "
+              + ", ".join(f"x{r[0]} {c:.1f}" for r, c in zip(rows, driver_cpu)))
+        project(marginal, fixed=w0 - t0 / (marginal * cores), node_cores=args.node_cores,
+                chunk_tokens=manifest["tokens"] / manifest["chunks"])
     print(f"CPU seconds by process, x{rows[-1][0]} (Ray workers are titled by their last task):")
     for name, seconds in sorted(CPU_BY_PROCESS.items(), key=lambda kv: -kv[1])[:8]:
         print(f"  {seconds:7.1f}  {name}")
