@@ -23,9 +23,8 @@ import time
 import numpy as np
 import torch
 
-from mmbert.bench import FIRST_REGULAR_ID
+from mmbert.bench import FIRST_REGULAR_ID, UNPADDED, batches, prepared
 from mmbert.modeling import architecture, build_config
-from mmbert.unpadded import Documents, encode
 
 
 def lengths_for(kind: str, args: argparse.Namespace) -> np.ndarray:
@@ -33,17 +32,6 @@ def lengths_for(kind: str, args: argparse.Namespace) -> np.ndarray:
         return np.full(args.documents, args.fixed)
     rng = np.random.default_rng(args.seed)
     return np.clip(np.rint(rng.normal(args.mean, args.sd, args.documents)), 1, args.fixed).astype(int)
-
-
-def padded_batches(lengths: np.ndarray, batch: int, vocab: int, pad: int, seed: int) -> list[tuple[torch.Tensor, ...]]:
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for start in range(0, len(lengths), batch):
-        part = torch.as_tensor(lengths[start:start + batch])
-        ids = torch.randint(FIRST_REGULAR_ID, vocab, (len(part), int(part.max())), generator=gen)
-        mask = torch.arange(ids.shape[1])[None, :] < part[:, None]
-        out.append((ids.masked_fill(~mask, pad), mask.long()))
-    return out
 
 
 def timed(runs: dict[str, tuple], args: argparse.Namespace) -> dict[str, float]:
@@ -104,34 +92,26 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for kind in ("fixed", "variable"):
         lengths = lengths_for(kind, args)
-        batches = [(ids.to(device), mask.to(device)) for ids, mask in
-                   padded_batches(lengths, args.batch_size, vocab, modernbert.config.pad_token_id, args.seed)]
-        flat = []
-        for ids, mask in batches:
-            docs, real = Documents.from_attention_mask(mask)
-            flat.append((ids.flatten()[real], docs))
+        padded = [(ids.to(device), mask.to(device)) for ids, mask in
+                  batches(lengths, args.batch_size, vocab, modernbert.config.pad_token_id, args.seed)]
         tokens = int(lengths.sum())
         label = f"fixed {args.fixed}" if kind == "fixed" else f"Normal({args.mean:g}, {args.sd:g}) ≤ {args.fixed}"
-
-        def ours_step(item: tuple) -> torch.Tensor:
-            item[1].cache.clear()  # length buckets and masks are built inside every forward, as in training
-            return encode(modernbert, item[0], item[1], backend=args.backend)
-
-        runs = {"ours": (ours_step, flat),
-                "padded": (lambda item: modernbert(input_ids=item[0], attention_mask=item[1]), batches)}
+        # each run: how it takes one batch, and the batches as it takes them
+        runs = {"ours": prepared(args.architecture + UNPADDED, modernbert, padded, args.backend),
+                "padded": prepared(args.architecture, modernbert, padded)}
         with_xlmr = args.fixed <= xlmr.config.max_position_embeddings - 2  # XLM-R stops at 512 tokens, as in the paper
         if with_xlmr:
             in_xlmr_vocab = [(torch.where(mask.bool(), ids % (xlmr.config.vocab_size - FIRST_REGULAR_ID)
-                                          + FIRST_REGULAR_ID, xlmr.config.pad_token_id), mask) for ids, mask in batches]
+                                          + FIRST_REGULAR_ID, xlmr.config.pad_token_id), mask) for ids, mask in padded]
             runs["xlmr"] = (lambda item: xlmr(input_ids=item[0], attention_mask=item[1]), in_xlmr_vocab)
         rate = {name: tokens / seconds for name, seconds in timed(runs, args).items()}
-        ours, padded = rate["ours"], rate["padded"]
+        ours, stock = rate["ours"], rate["padded"]
         if not with_xlmr:
-            print(f"| {label} | {ours:.0f} | {padded:.0f} | n/a | n/a | {ours / padded:.2f}x | n/a |", flush=True)
+            print(f"| {label} | {ours:.0f} | {stock:.0f} | n/a | n/a | {ours / stock:.2f}x | n/a |", flush=True)
             continue
         reference = rate["xlmr"]
-        print(f"| {label} | {ours:.0f} | {padded:.0f} | {reference:.0f} | {ours / reference:.2f}x "
-              f"| {ours / padded:.2f}x | {padded / reference:.2f}x |", flush=True)
+        print(f"| {label} | {ours:.0f} | {stock:.0f} | {reference:.0f} | {ours / reference:.2f}x "
+              f"| {ours / stock:.2f}x | {stock / reference:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

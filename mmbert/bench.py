@@ -82,10 +82,10 @@ def throughput(run: Callable[[Any], object], items: list[Any], tokens: int, cfg:
             "seconds_min": min(times), "seconds_max": max(times)}
 
 
-def prepared(name: str, model: torch.nn.Module,
-             data: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[Callable[[Any], object], list[Any]]:
+def prepared(name: str, model: torch.nn.Module, data: list[tuple[torch.Tensor, torch.Tensor]],
+             backend: str = "auto") -> tuple[Callable[[Any], object], list[Any]]:
     """How `name` runs one batch, and the batches as it takes them (unpadded before the clock
-    runs, as a data loader would hand them over)."""
+    runs, as a data loader would hand them over; `backend`: the unpadded path's attention)."""
     if not name.endswith(UNPADDED):
         return (lambda item: model(input_ids=item[0], attention_mask=item[1])), data
     from mmbert.unpadded import Documents, encode
@@ -97,7 +97,7 @@ def prepared(name: str, model: torch.nn.Module,
 
     def run(item: tuple[torch.Tensor, Documents]) -> torch.Tensor:
         item[1].cache.clear()  # length buckets and masks are built in every forward, as in training
-        return encode(model, item[0], item[1])
+        return encode(model, item[0], item[1], backend=backend)  # type: ignore[arg-type]
 
     return run, items
 
