@@ -239,18 +239,17 @@ def flash_attn_attention(qkv: torch.Tensor, docs: Documents, window: int | None,
 ATTENTION = {"sdpa": sdpa_attention, "varlen": varlen_attention, "flash_attn": flash_attn_attention}
 
 
-def _rope(rotary: Any, layer_type: str, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+def _rope(rotary: Any, layer_type: str, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Factors [tokens, 3, 1, dim] that rotate q and k (and leave v as it is) in one pass over
+    the fused qkv: qkv * cos + qkv.roll(dim / 2) * sin, the sine's first half negated, which is
+    transformers' x * cos + rotate_half(x) * sin."""
     inv_freq = getattr(rotary, f"{layer_type}_inv_freq").to(positions.device, torch.float32)
     freqs = positions[:, None].float() * inv_freq
-    emb = torch.cat((freqs, freqs), dim=-1)
     scale = getattr(rotary, f"{layer_type}_attention_scaling")
-    return (emb.cos() * scale)[:, None, :], (emb.sin() * scale)[:, None, :]
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return ((x.float() * cos) + (rotated.float() * sin)).to(x.dtype)
+    cos, sin = (freqs.cos() * scale).repeat(1, 2), freqs.sin() * scale
+    sin = torch.cat((-sin, sin), dim=-1)
+    ones, zeros = torch.ones_like(cos), torch.zeros_like(sin)
+    return torch.stack((cos, cos, ones), dim=1)[:, :, None], torch.stack((sin, sin, zeros), dim=1)[:, :, None]
 
 
 def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: tuple[torch.Tensor, ...],
@@ -259,7 +258,7 @@ def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: tu
     heads, dim = attn.config.num_attention_heads, attn.head_dim
     qkv = attn.Wqkv(layer.attn_norm(hidden)).view(-1, 3, heads, dim)
     cos, sin = rope
-    qkv = torch.cat([_rotate(qkv[:, :2], cos[:, None], sin[:, None]), qkv[:, 2:]], dim=1)  # RoPE on q and k
+    qkv = (qkv * cos + qkv.roll(dim // 2, dims=-1) * sin).to(qkv.dtype)  # RoPE on q and k
     if probs_dropout is None:  # the module's own rate (the official split sets it to 0)
         probs_dropout = float(getattr(attn, "attention_dropout", 0.0))
     out = ATTENTION[backend](qkv, docs, _window(attn), probs_dropout if attn.training else 0.0)
@@ -279,7 +278,7 @@ def encode(model: Any, input_ids: torch.Tensor, docs: Documents, backend: Backen
     for layer in base.layers:
         kind = layer.attention_type
         if kind not in ropes:
-            ropes[kind] = _rope(base.rotary_emb, kind, docs.positions, hidden.dtype)
+            ropes[kind] = _rope(base.rotary_emb, kind, docs.positions)
         hidden = hidden + _attention_block(layer, hidden, docs, ropes[kind], chosen, probs_dropout)
         hidden = hidden + layer.mlp(layer.mlp_norm(hidden))
     return base.final_norm(hidden)
