@@ -145,56 +145,59 @@ def _bucket_mask(bucket: _Bucket, window: int | None) -> torch.Tensor | None:
     return (bucket.valid & band) | ~bucket.valid.transpose(-1, -2)
 
 
-# Local attention by blocks in grids at least this many windows wide: on a CPU, blocks cost more
-# than a band mask up to ~1024 tokens (window 64) and win from 2048 on (benchmarks/README.md).
-BLOCKED_FROM = 24
+# Local attention in slices of SLICE_WINDOWS windows of queries, each against its slice of keys
+# widened by the window each side, in grids at least SLICED_FROM windows wide: fewer pairs than
+# one band-masked grid, few enough calls to pay off. Measured on a CPU (benchmarks/README.md):
+# even with the band at 512 tokens, +4-11 % at 1024, and faster than blocks of one window
+# against their neighbours (an unfold of keys and values) at 2048 and 4096.
+SLICED_FROM = 6
+SLICE_WINDOWS = 2
 
 
-def _block_mask(bucket: _Bucket, window: int, blocks: int) -> torch.Tensor:
-    """[n, 1, blocks, window, 3 window]: what each query of a block sees of the keys of the
-    blocks before, at and after it (within the window and its document; a padding query sees
-    every key, to stay defined, and its output is dropped)."""
+def _slices(width: int, window: int) -> list[tuple[int, int, int, int]]:
+    """(query start, query end, key start, key end) of each slice of a grid `width` wide."""
+    step = SLICE_WINDOWS * window
+    return [(a, min(width, a + step), max(0, a - window), min(width, a + step + window))
+            for a in range(0, width, step)]
+
+
+def _slice_masks(bucket: _Bucket, window: int) -> list[torch.Tensor]:
+    """Per slice [n, 1, queries, keys]: keys within the window and the document; a padding
+    query sees every key of its slice, to stay defined, and its output is dropped."""
     device = bucket.gather.device
-    r = torch.arange(window, device=device)
-    j = torch.arange(blocks, device=device)
-    query = j[:, None, None] * window + r[None, :, None]  # [blocks, B, 1]
-    key = (j[:, None, None] - 1) * window + torch.arange(3 * window, device=device)[None, None, :]  # [blocks, 1, 3B]
-    band = (query - key).abs() <= window
     lengths = (bucket.valid.flatten(1).sum(1) if bucket.valid is not None
                else torch.full((bucket.n,), bucket.width, device=device))[:, None, None, None]
-    real_key = (key >= 0) & (key < lengths)
-    return ((band & real_key) | (query >= lengths)).unsqueeze(1)
+    masks = []
+    for qa, qb, ka, kb in _slices(bucket.width, window):
+        query = torch.arange(qa, qb, device=device)[:, None]
+        key = torch.arange(ka, kb, device=device)[None, :]
+        masks.append((((query - key).abs() <= window) & (key < lengths)) | (query >= lengths))
+    return masks
 
 
-def _blocked_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, window: int,
-                             dropout: float) -> torch.Tensor:
-    """Sliding-window attention on a grid [n, heads, width, dim] in blocks of `window` queries,
-    each against the keys of its neighbouring blocks: 3 windows of keys per query instead
-    of the whole width."""
-    n, heads, width, dim = q.shape
-    blocks = -(-width // window)
-    extra = blocks * window - width
-
-    def neighbours(x: torch.Tensor) -> torch.Tensor:  # [n, heads, blocks, 3B, dim]
-        return F.pad(x, (0, 0, window, window + extra)).unfold(2, 3 * window, window).transpose(-1, -2)
-
-    queries = F.pad(q, (0, 0, 0, extra)).view(n, heads, blocks, window, dim)
-    out = F.scaled_dot_product_attention(queries, neighbours(k), neighbours(v), attn_mask=mask, dropout_p=dropout)
-    return out.reshape(n, heads, blocks * window, dim)[:, :, :width]
+def _sliced_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, masks: list[torch.Tensor],
+                            window: int, dropout: float) -> torch.Tensor:
+    outs = [F.scaled_dot_product_attention(q[:, :, qa:qb], k[:, :, ka:kb], v[:, :, ka:kb], attn_mask=mask,
+                                           dropout_p=dropout)
+            for (qa, qb, ka, kb), mask in zip(_slices(q.shape[2], window), masks)]
+    return torch.cat(outs, dim=2)
 
 
-def _mask(docs: Documents, index: int, bucket: _Bucket, window: int | None, blocked: bool) -> torch.Tensor | None:
-    key = f"mask:{index}:{window}:{blocked}"
+def _sliced(bucket: _Bucket, window: int | None) -> bool:
+    return window is not None and bucket.width >= SLICED_FROM * window
+
+
+def _mask(docs: Documents, index: int, bucket: _Bucket, window: int | None, sliced: bool) -> Any:
+    key = f"mask:{index}:{window}:{'sliced' if sliced else 'band'}"
     if key not in docs.cache:
-        docs.cache[key] = (_block_mask(bucket, window, -(-bucket.width // window)) if blocked  # type: ignore[operator]
-                           else _bucket_mask(bucket, window))
+        docs.cache[key] = _slice_masks(bucket, window) if sliced else _bucket_mask(bucket, window)  # type: ignore[arg-type]
     return docs.cache[key]
 
 
 def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropout: float) -> torch.Tensor:
     """[tokens, 3, heads, dim] in, [tokens, heads, dim] out: the documents of each length bucket
     the rows of a padded grid for SDPA (one gather per bucket), masked to real keys and the
-    layer's window; local layers in wide grids attend by blocks. Supports backward."""
+    layer's window; local layers in wide grids attend slice by slice. Supports backward."""
     buckets = _buckets(docs)
     # documents of one length, in order: the tokens are the grid already (no copy either way)
     as_is = len(buckets) == 1 and buckets[0].valid is None
@@ -204,10 +207,10 @@ def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropo
         rows = source if as_is else source.index_select(0, bucket.gather)
         grid = rows.view(bucket.n, bucket.width, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)
         q, k, v = grid.unbind(0)  # [n, heads, width, dim] each
-        blocked = window is not None and bucket.width >= BLOCKED_FROM * window
-        mask = _mask(docs, index, bucket, window, blocked)
-        if blocked:
-            out = _blocked_local_attention(q, k, v, mask, window, dropout)  # type: ignore[arg-type]
+        sliced = _sliced(bucket, window)
+        mask = _mask(docs, index, bucket, window, sliced)
+        if sliced:
+            out = _sliced_local_attention(q, k, v, mask, window, dropout)  # type: ignore[arg-type]
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         results.append(out.transpose(1, 2).reshape(bucket.n * bucket.width, *qkv.shape[2:]))

@@ -140,20 +140,23 @@ def test_compiled_blocks_keep_parameter_names_and_outputs():
     assert torch.allclose(model.model.layers[0].mlp.Wi.weight.grad, expected_grad, atol=1e-4, rtol=1e-4)
 
 
-def test_wide_grids_attend_locally_by_blocks_and_match_transformers():
-    """Documents at least BLOCKED_FROM windows long take the blocked local attention (each
-    block of queries against its neighbouring blocks of keys); logits and gradients still
-    equal transformers' on a padded batch, a shorter document in the same grid included."""
+@pytest.mark.parametrize("lengths", [[120, 100, 7], [40, 30, 7], [27, 25, 7]])
+def test_wide_grids_attend_locally_by_slices_and_match_transformers(lengths):
+    """Documents at least SLICED_FROM windows long take local attention in slices of queries,
+    each against its slice of keys (one slice and a part, several, a ragged last one); logits
+    and gradients still equal transformers' on a padded batch, a shorter document in the same
+    grid included."""
     import mmbert.unpadded as unpadded
 
     window = ARCH.local_attention // 2
-    assert 120 >= unpadded.BLOCKED_FROM * window > 37  # the other tests' grids stay on the band mask
+    assert 25 >= unpadded.SLICED_FROM * window > 16  # the 7-token document stays on the band mask
+    mode = "sliced"
     model = reference_model()
-    ids, mask = padded_batch([120, 100, 7], seed=3)
+    ids, mask = padded_batch(lengths, seed=3)
     docs, real = Documents.from_attention_mask(mask)
     expected = model(input_ids=ids, attention_mask=mask).logits.flatten(0, 1)[real]
     got = masked_lm_logits(model, ids.flatten()[real], docs, backend="sdpa")
-    assert any(key.endswith(":True") for key in docs.cache), "the blocked path was not taken"
+    assert any(key.endswith(f":{mode}") for key in docs.cache), f"the {mode} path was not taken"
     assert torch.allclose(got, expected, atol=1e-4, rtol=0), (got - expected).abs().max()
     weights = torch.randn(got.shape, generator=torch.Generator().manual_seed(4))
     grad_got = torch.autograd.grad((got * weights).sum(), model.model.layers[1].attn.Wqkv.weight)[0]
