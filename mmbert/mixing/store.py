@@ -27,7 +27,7 @@ def write_part(folder: Path, tokens: np.ndarray) -> str:
     Named at random: actors on any node write side by side, and the driver records the names
     in the corpus's order."""
     name = uuid.uuid4().hex
-    path = folder / PARTS / name[:2] / f"{name}.tokens"
+    path = part_path(folder, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_bytes(tokens.tobytes())

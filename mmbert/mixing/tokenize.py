@@ -3,9 +3,10 @@
 Batches of documents go to a pool of tokenizer actors (one tokenizer each, loaded once);
 each writes the batch's chunks (mmbert.chunking's rule) as a part of the chunk store. The
 embedded corpus's actors read their own slices of its JSON-lines file; hub sources arrive
-as (lang, text) batches from their download-and-read tasks. The driver receives the parts' descriptions in the corpus's
-order (deterministic, whatever the number of actors) and records them, so nothing grows in
-memory with the corpus but 4 bytes a chunk, and no token passes through it.
+as (lang, text) batches from their download-and-read tasks. The driver receives the parts'
+descriptions in the corpus's order (deterministic, whatever the number of actors) and
+records them: nothing grows in memory with the corpus but 4 bytes a chunk, and no token
+passes through it.
 """
 
 from __future__ import annotations
