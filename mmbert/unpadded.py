@@ -92,51 +92,80 @@ def _window(module: Any) -> int | None:
 
 @dataclass(frozen=True)
 class _Bucket:
-    """Documents of similar length, laid out as the rows of one padded grid [n, width]."""
+    """Documents laid out as the rows of one grid [n, width] for attention: either a run of
+    whole documents of exactly `width` tokens that lie one after the other from `start` (the
+    tokens are the grid already, no copy), or documents of similar length gathered into a
+    padded grid."""
 
-    gather: torch.Tensor  # [n * width]: the token in each slot of the grid, `tokens` (a zero row) for padding
     n: int
     width: int
-    valid: torch.Tensor | None  # [n, 1, 1, width], None where every document fills the width
+    start: int | None = None
+    gather: torch.Tensor | None = None  # [n * width]: the token in each slot; padding slots repeat
+    # token 0 (masked out as keys; as queries their outputs are dropped)
+    valid: torch.Tensor | None = None  # [n, 1, 1, width], None where every document fills the width
+
+
+# A document of at least this many tokens attends alone, as a view of its tokens: no padding,
+# no gather, and no mask in a global layer. Below it, the call's fixed cost outweighs the
+# padding a shared grid wastes (the embedded model's rows hold ~9 documents of ~14 tokens).
+ALONE_FROM = 128
+
+
+def _contiguous(cu: torch.Tensor, lengths: torch.Tensor) -> list[_Bucket]:
+    """Each document of ALONE_FROM tokens or more as its own grid of one row; or every
+    document as one grid where all are equally long."""
+    if len(lengths) and bool((lengths == lengths[0]).all()):
+        return [_Bucket(len(lengths), int(lengths[0]), start=0)]
+    return [_Bucket(1, int(lengths[d]), start=int(cu[d])) for d in torch.nonzero(lengths >= ALONE_FROM).flatten().tolist()]
+
+
+def _padded(cu: torch.Tensor, lengths: torch.Tensor, members: torch.Tensor, device: torch.device) -> tuple[_Bucket, torch.Tensor, torch.Tensor]:
+    """The documents `members` as one padded grid, with their tokens and slots in it."""
+    lens = lengths[members]
+    n, width = len(members), int(lens.max())
+    within = torch.arange(int(lens.sum())) - torch.repeat_interleave(F.pad(lens.cumsum(0), (1, 0))[:-1], lens)
+    tokens = torch.repeat_interleave(cu[:-1][members], lens) + within
+    slots = torch.repeat_interleave(torch.arange(n), lens) * width + within
+    gather = torch.zeros(n * width, dtype=torch.long)
+    gather[slots] = tokens
+    valid = None if bool((lens == width).all()) else (torch.arange(width)[None, :] < lens[:, None]).view(n, 1, 1, width)
+    return _Bucket(n, width, gather=gather.to(device), valid=None if valid is None else valid.to(device)), tokens, slots
 
 
 def _buckets(docs: Documents) -> list[_Bucket]:
-    """Documents grouped by length (powers of two, the shortest up to 16 together), so that a
-    grid wastes at most about half its width on padding, whatever the mix of lengths; and
-    where each token's output lies in the buckets' results, one after the other. Cached on
-    `docs`: every layer of a forward pass shares them."""
+    """Long documents alone (ALONE_FROM), the others grouped by length (powers of two, the
+    shortest up to 16 together), so that a grid wastes at most about half its width on
+    padding, whatever the mix of lengths; and where each token's output lies in the buckets'
+    results, one after the other (`output_of`, None where that is the tokens' own order).
+    Cached on `docs`: every layer of a forward pass shares them."""
     if "buckets" in docs.cache:
         return docs.cache["buckets"]
     device = docs.cu_seqlens.device
     cu = docs.cu_seqlens.cpu().long()
     lengths = cu[1:] - cu[:-1]
-    total = int(cu[-1])
+    buckets = _contiguous(cu, lengths)
+    output_of, offset = torch.empty(int(cu[-1]), dtype=torch.long), 0
+    for bucket in buckets:
+        output_of[bucket.start : bucket.start + bucket.n * bucket.width] = torch.arange(offset, offset + bucket.n * bucket.width)
+        offset += bucket.n * bucket.width
+    in_order = offset == len(output_of) and all(a.start < b.start for a, b in zip(buckets, buckets[1:]))
     keys = torch.log2(lengths.clamp(min=1).double()).ceil().clamp(min=4).long()
-    buckets, output_of, offset = [], torch.empty(total, dtype=torch.long), 0
-    for key in keys.unique().tolist():
-        members = torch.nonzero(keys == key).flatten()
-        lens = lengths[members]
-        n, width = len(members), int(lens.max())
-        within = torch.arange(int(lens.sum())) - torch.repeat_interleave(F.pad(lens.cumsum(0), (1, 0))[:-1], lens)
-        tokens = torch.repeat_interleave(cu[:-1][members], lens) + within
-        slots = torch.repeat_interleave(torch.arange(n), lens) * width + within
-        gather = torch.full((n * width,), total, dtype=torch.long)
-        gather[slots] = tokens
+    short = lengths < ALONE_FROM if offset < len(output_of) else torch.zeros_like(lengths, dtype=torch.bool)
+    for key in keys[short].unique().tolist():
+        bucket, tokens, slots = _padded(cu, lengths, torch.nonzero(short & (keys == key)).flatten(), device)
+        buckets.append(bucket)
         output_of[tokens] = offset + slots
-        offset += n * width
-        valid = None if bool((lens == width).all()) else (torch.arange(width)[None, :] < lens[:, None])
-        buckets.append(_Bucket(gather.to(device), n, width,
-                               None if valid is None else valid.view(n, 1, 1, width).to(device)))
+        offset += bucket.n * bucket.width
     docs.cache["buckets"] = buckets
-    docs.cache["output_of"] = output_of.to(device)
+    docs.cache["output_of"] = None if in_order else output_of.to(device)
     return buckets
 
 
-def _bucket_mask(bucket: _Bucket, window: int | None) -> torch.Tensor | None:
+def _bucket_mask(bucket: _Bucket, window: int | None, device: torch.device) -> torch.Tensor | None:
     """Keys each query may see: real ones, within `window` each side for a local layer."""
     if window is None or window >= bucket.width - 1:
         return bucket.valid
-    pos = torch.arange(bucket.width, device=bucket.gather.device)
+    pos = torch.arange(bucket.width, device=device)
     band = (pos[:, None] - pos[None, :]).abs() <= window
     if bucket.valid is None:
         return band
@@ -161,10 +190,9 @@ def _slices(width: int, window: int) -> list[tuple[int, int, int, int]]:
             for a in range(0, width, step)]
 
 
-def _slice_masks(bucket: _Bucket, window: int) -> list[torch.Tensor]:
+def _slice_masks(bucket: _Bucket, window: int, device: torch.device) -> list[torch.Tensor]:
     """Per slice [n, 1, queries, keys]: keys within the window and the document; a padding
     query sees every key of its slice, to stay defined, and its output is dropped."""
-    device = bucket.gather.device
     lengths = (bucket.valid.flatten(1).sum(1) if bucket.valid is not None
                else torch.full((bucket.n,), bucket.width, device=device))[:, None, None, None]
     masks = []
@@ -187,36 +215,40 @@ def _sliced(bucket: _Bucket, window: int | None) -> bool:
     return window is not None and bucket.width >= SLICED_FROM * window
 
 
-def _mask(docs: Documents, index: int, bucket: _Bucket, window: int | None, sliced: bool) -> Any:
-    key = f"mask:{index}:{window}:{'sliced' if sliced else 'band'}"
+def _mask(docs: Documents, bucket: _Bucket, window: int | None, sliced: bool) -> Any:
+    """The bucket's mask for `window`, built once per forward pass; grids without padding of
+    one shape share theirs."""
+    shape = f"{bucket.n}x{bucket.width}" if bucket.valid is None else f"{id(bucket)}"
+    key = f"mask:{shape}:{window}:{'sliced' if sliced else 'band'}"
     if key not in docs.cache:
-        docs.cache[key] = _slice_masks(bucket, window) if sliced else _bucket_mask(bucket, window)  # type: ignore[arg-type]
+        device = docs.cu_seqlens.device
+        docs.cache[key] = (_slice_masks(bucket, window, device) if sliced  # type: ignore[arg-type]
+                           else _bucket_mask(bucket, window, device))
     return docs.cache[key]
 
 
 def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropout: float) -> torch.Tensor:
-    """[tokens, 3, heads, dim] in, [tokens, heads, dim] out: the documents of each length bucket
-    the rows of a padded grid for SDPA (one gather per bucket), masked to real keys and the
-    layer's window; local layers in wide grids attend slice by slice. Supports backward."""
+    """[tokens, 3, heads, dim] in, [tokens, heads, dim] out: each bucket's documents the rows
+    of a grid for SDPA (a view of the tokens, or one gather into a padded grid), masked to
+    real keys and the layer's window; local layers in wide grids attend slice by slice.
+    Supports backward."""
     buckets = _buckets(docs)
-    # documents of one length, in order: the tokens are the grid already (no copy either way)
-    as_is = len(buckets) == 1 and buckets[0].valid is None
-    source = qkv if as_is else torch.cat([qkv, qkv.new_zeros(1, *qkv.shape[1:])])  # last row: padding
     results = []
-    for index, bucket in enumerate(buckets):
-        rows = source if as_is else source.index_select(0, bucket.gather)
+    for bucket in buckets:
+        size = bucket.n * bucket.width
+        rows = qkv.narrow(0, bucket.start, size) if bucket.gather is None else qkv.index_select(0, bucket.gather)
         grid = rows.view(bucket.n, bucket.width, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)
         q, k, v = grid.unbind(0)  # [n, heads, width, dim] each
         sliced = _sliced(bucket, window)
-        mask = _mask(docs, index, bucket, window, sliced)
+        mask = _mask(docs, bucket, window, sliced)
         if sliced:
             out = _sliced_local_attention(q, k, v, mask, window, dropout)  # type: ignore[arg-type]
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        results.append(out.transpose(1, 2).reshape(bucket.n * bucket.width, *qkv.shape[2:]))
-    if as_is:
-        return results[0]
-    return (torch.cat(results) if len(results) > 1 else results[0]).index_select(0, docs.cache["output_of"])
+        results.append(out.transpose(1, 2).reshape(size, *qkv.shape[2:]))
+    joined = torch.cat(results) if len(results) > 1 else results[0]
+    order = docs.cache["output_of"]
+    return joined if order is None else joined.index_select(0, order)
 
 
 def varlen_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropout: float) -> torch.Tensor:
@@ -242,30 +274,86 @@ def flash_attn_attention(qkv: torch.Tensor, docs: Documents, window: int | None,
 ATTENTION = {"sdpa": sdpa_attention, "varlen": varlen_attention, "flash_attn": flash_attn_attention}
 
 
-def _rope(rotary: Any, layer_type: str, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Factors [tokens, 3, 1, dim] that rotate q and k (and leave v as it is) in one pass over
-    the fused qkv: qkv * cos + qkv.roll(dim / 2) * sin, the sine's first half negated, which is
-    transformers' x * cos + rotate_half(x) * sin."""
+def _pair_order(heads: int, dim: int, device: torch.device) -> torch.Tensor:
+    """Rows of Wqkv reordered so that each head's query and key dimensions j and dim/2 + j lie
+    side by side (value rows unchanged). A query and a key permuted alike have the same dot
+    product, so attention is unchanged, and RoPE's rotate-half pairs become adjacent: one
+    complex multiply per pair, in place."""
+    half = torch.arange(dim // 2, device=device)
+    within = torch.stack((half, half + dim // 2), dim=1).flatten()  # 0, dim/2, 1, dim/2 + 1, ...
+    heads_at = torch.arange(2 * heads, device=device)[:, None] * dim
+    return torch.cat(((heads_at + within).flatten(), torch.arange(2 * heads * dim, 3 * heads * dim, device=device)))
+
+
+def _rope(rotary: Any, layer_type: str, positions: torch.Tensor) -> torch.Tensor:
+    """Per token [tokens, 1, 1, dim / 2], complex: (x_j + i x_{dim/2+j}) times this is
+    transformers' x * cos + rotate_half(x) * sin, attention scaling included."""
     inv_freq = getattr(rotary, f"{layer_type}_inv_freq").to(positions.device, torch.float32)
     freqs = positions[:, None].float() * inv_freq
-    scale = getattr(rotary, f"{layer_type}_attention_scaling")
-    cos, sin = (freqs.cos() * scale).repeat(1, 2), freqs.sin() * scale
-    sin = torch.cat((-sin, sin), dim=-1)
-    ones, zeros = torch.ones_like(cos), torch.zeros_like(sin)
-    return torch.stack((cos, cos, ones), dim=1)[:, :, None], torch.stack((sin, sin, zeros), dim=1)[:, :, None]
+    scale = float(getattr(rotary, f"{layer_type}_attention_scaling"))
+    return torch.polar(torch.full_like(freqs, scale), freqs)[:, None, None]
 
 
-def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: tuple[torch.Tensor, ...],
-                     backend: str, probs_dropout: float | None) -> torch.Tensor:
-    attn = layer.attn
+Scratch = dict[str, torch.Tensor] | None
+
+
+def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scratch: Scratch,
+             name: str) -> torch.Tensor:
+    """x @ weight.T + bias; at inference (`scratch`, a dict) into a buffer that every layer of
+    the pass reuses: on a CPU a fresh tensor of tens of MB is new memory from the system each
+    time, and touching it first costs about a quarter of the multiply (benchmarks/README.md)."""
+    if scratch is None:
+        return F.linear(x, weight, bias)
+    shape = (x.shape[0], weight.shape[0])
+    out = scratch.get(name)
+    if out is None or out.shape != shape:
+        out = scratch[name] = x.new_empty(shape)
+    torch.mm(x, weight.t(), out=out)
+    return out if bias is None else out.add_(bias)
+
+
+def _qkv(attn: Any, normed: torch.Tensor, rope: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+    """[tokens, 3, heads, dim] with RoPE applied to queries and keys, in the paired order."""
     heads, dim = attn.config.num_attention_heads, attn.head_dim
-    qkv = attn.Wqkv(layer.attn_norm(hidden)).view(-1, 3, heads, dim)
-    cos, sin = rope
-    qkv = (qkv * cos + qkv.roll(dim // 2, dims=-1) * sin).to(qkv.dtype)  # RoPE on q and k
+    order = _pair_order(heads, dim, normed.device)
+    linear = attn.Wqkv
+    bias = None if linear.bias is None else linear.bias.index_select(0, order)
+    qkv = _project(normed, linear.weight.index_select(0, order), bias, scratch, "qkv").view(-1, 3, heads, dim)
+    pairs = torch.view_as_complex(qkv.view(*qkv.shape[:-1], dim // 2, 2))
+    pairs[:, :2] *= rope.to(pairs.dtype)  # in place: the linear's output is not needed again
+    return qkv
+
+
+def _add_linear(residual: torch.Tensor, x: torch.Tensor, linear: Any) -> torch.Tensor:
+    """residual + linear(x), the sum accumulated inside the matrix multiply; without autograd
+    into the residual itself (no new tensor: at inference the stream is not needed again)."""
+    if torch.is_grad_enabled():
+        out = torch.addmm(residual, x, linear.weight.t())
+    else:
+        out = residual.addmm_(x, linear.weight.t())
+    return out if linear.bias is None else out + linear.bias
+
+
+def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: torch.Tensor,
+                     backend: str, probs_dropout: float | None, scratch: Scratch) -> torch.Tensor:
+    """hidden + the layer's attention block."""
+    attn = layer.attn
+    qkv = _qkv(attn, layer.attn_norm(hidden), rope, scratch)
     if probs_dropout is None:  # the module's own rate (the official split sets it to 0)
         probs_dropout = float(getattr(attn, "attention_dropout", 0.0))
     out = ATTENTION[backend](qkv, docs, _window(attn), probs_dropout if attn.training else 0.0)
-    return attn.out_drop(attn.Wo(out.reshape(-1, heads * dim)))
+    out = out.reshape(len(hidden), -1)
+    if attn.training and isinstance(attn.out_drop, torch.nn.Dropout) and attn.out_drop.p > 0:
+        return hidden + attn.out_drop(attn.Wo(out))
+    return _add_linear(hidden, out, attn.Wo)
+
+
+def _mlp_block(mlp: Any, hidden: torch.Tensor, normed: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+    """hidden + the layer's GeGLU MLP (transformers' ModernBertMLP)."""
+    inputs, gate = _project(normed, mlp.Wi.weight, mlp.Wi.bias, scratch, "mlp").chunk(2, dim=-1)
+    activated = mlp.act(inputs)
+    gated = activated * gate if torch.is_grad_enabled() else activated.mul_(gate)
+    return _add_linear(hidden, mlp.drop(gated), mlp.Wo)
 
 
 def encode(model: Any, input_ids: torch.Tensor, docs: Documents, backend: Backend = "auto",
@@ -277,13 +365,14 @@ def encode(model: Any, input_ids: torch.Tensor, docs: Documents, backend: Backen
     base = getattr(model, "model", model)
     chosen = pick_backend(backend, input_ids.device)
     hidden = base.embeddings(input_ids=input_ids[None])[0]
-    ropes: dict[str, tuple[torch.Tensor, ...]] = {}
+    ropes: dict[str, torch.Tensor] = {}
+    scratch: Scratch = None if torch.is_grad_enabled() else {}
     for layer in base.layers:
         kind = layer.attention_type
         if kind not in ropes:
             ropes[kind] = _rope(base.rotary_emb, kind, docs.positions)
-        hidden = hidden + _attention_block(layer, hidden, docs, ropes[kind], chosen, probs_dropout)
-        hidden = hidden + layer.mlp(layer.mlp_norm(hidden))
+        hidden = _attention_block(layer, hidden, docs, ropes[kind], chosen, probs_dropout, scratch)
+        hidden = _mlp_block(layer.mlp, hidden, layer.mlp_norm(hidden), scratch)
     return base.final_norm(hidden)
 
 

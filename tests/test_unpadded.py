@@ -140,16 +140,23 @@ def test_compiled_blocks_keep_parameter_names_and_outputs():
     assert torch.allclose(model.model.layers[0].mlp.Wi.weight.grad, expected_grad, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("lengths", [[120, 100, 7], [40, 30, 7], [27, 25, 7]])
-def test_wide_grids_attend_locally_by_slices_and_match_transformers(lengths):
+@pytest.mark.parametrize("lengths, alone_from, alone", [
+    ([120, 100, 7], 128, 0),  # all in padded grids
+    ([40, 30, 7], 128, 0),
+    ([27, 25, 7], 128, 0),
+    ([120, 100, 7], 64, 2),  # two long documents as views of their tokens, one in a padded grid
+    ([120, 30, 100], 25, 3),  # every document alone: outputs already in order
+])
+def test_wide_grids_attend_locally_by_slices_and_match_transformers(lengths, alone_from, alone, monkeypatch):
     """Documents at least SLICED_FROM windows long take local attention in slices of queries,
-    each against its slice of keys (one slice and a part, several, a ragged last one); logits
-    and gradients still equal transformers' on a padded batch, a shorter document in the same
-    grid included."""
+    each against its slice of keys (one slice and a part, several, a ragged last one), in a
+    padded grid or alone (ALONE_FROM); logits and gradients still equal transformers' on a
+    padded batch, shorter documents in the same batch included."""
     import mmbert.unpadded as unpadded
 
     window = ARCH.local_attention // 2
     assert 25 >= unpadded.SLICED_FROM * window > 16  # the 7-token document stays on the band mask
+    monkeypatch.setattr(unpadded, "ALONE_FROM", alone_from)
     mode = "sliced"
     model = reference_model()
     ids, mask = padded_batch(lengths, seed=3)
@@ -157,6 +164,8 @@ def test_wide_grids_attend_locally_by_slices_and_match_transformers(lengths):
     expected = model(input_ids=ids, attention_mask=mask).logits.flatten(0, 1)[real]
     got = masked_lm_logits(model, ids.flatten()[real], docs, backend="sdpa")
     assert any(key.endswith(f":{mode}") for key in docs.cache), f"the {mode} path was not taken"
+    assert sum(bucket.start is not None for bucket in docs.cache["buckets"]) == alone
+    assert (docs.cache["output_of"] is None) == (alone == len(lengths))
     assert torch.allclose(got, expected, atol=1e-4, rtol=0), (got - expected).abs().max()
     weights = torch.randn(got.shape, generator=torch.Generator().manual_seed(4))
     grad_got = torch.autograd.grad((got * weights).sum(), model.model.layers[1].attn.Wqkv.weight)[0]
