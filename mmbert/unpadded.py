@@ -10,9 +10,14 @@ layers to the whole document; RoPE positions restart at every document.
 
 Attention backends (`attention`): 'varlen' is torch's built-in FlashAttention varlen
 (`torch.nn.attention.varlen.varlen_attn`, CUDA), 'flash_attn' the flash-attn package's
-`flash_attn_varlen_func` (CUDA), 'sdpa' the CPU-capable fallback: documents become the rows of
-a padded batch for attention only, with a boolean band mask, under SDPA (supports backward).
+`flash_attn_varlen_func` (CUDA), 'sdpa' the CPU-capable fallback under SDPA (supports
+backward): a long document attends alone, as a view of its tokens; shorter ones become the
+rows of padded grids of similar lengths; boolean masks keep keys real and within the window.
 'auto' takes varlen on CUDA where it exists, else sdpa.
+
+Around attention the path avoids the copies that cost a CPU a third of its time: RoPE is one
+in-place complex multiply (Wqkv's rows paired, see `_pair_order`), residual sums happen in
+the matrix multiply, and at inference large outputs go to buffers every layer reuses.
 """
 
 from __future__ import annotations
@@ -93,15 +98,14 @@ def _window(module: Any) -> int | None:
 @dataclass(frozen=True)
 class _Bucket:
     """Documents laid out as the rows of one grid [n, width] for attention: either a run of
-    whole documents of exactly `width` tokens that lie one after the other from `start` (the
-    tokens are the grid already, no copy), or documents of similar length gathered into a
-    padded grid."""
+    whole documents of exactly `width` tokens that lie one after the other from token `start`
+    (the tokens are the grid already, no copy), or (`padded`) documents of similar length in
+    a padded grid, from row `start` of the gathered grids of a pass."""
 
     n: int
     width: int
-    start: int | None = None
-    gather: torch.Tensor | None = None  # [n * width]: the token in each slot; padding slots repeat
-    # token 0 (masked out as keys; as queries their outputs are dropped)
+    start: int
+    padded: bool = False
     valid: torch.Tensor | None = None  # [n, 1, 1, width], None where every document fills the width
 
 
@@ -115,12 +119,15 @@ def _contiguous(cu: torch.Tensor, lengths: torch.Tensor) -> list[_Bucket]:
     """Each document of ALONE_FROM tokens or more as its own grid of one row; or every
     document as one grid where all are equally long."""
     if len(lengths) and bool((lengths == lengths[0]).all()):
-        return [_Bucket(len(lengths), int(lengths[0]), start=0)]
-    return [_Bucket(1, int(lengths[d]), start=int(cu[d])) for d in torch.nonzero(lengths >= ALONE_FROM).flatten().tolist()]
+        return [_Bucket(len(lengths), int(lengths[0]), 0)]
+    return [_Bucket(1, int(lengths[d]), int(cu[d])) for d in torch.nonzero(lengths >= ALONE_FROM).flatten().tolist()]
 
 
-def _padded(cu: torch.Tensor, lengths: torch.Tensor, members: torch.Tensor, device: torch.device) -> tuple[_Bucket, torch.Tensor, torch.Tensor]:
-    """The documents `members` as one padded grid, with their tokens and slots in it."""
+def _padded(cu: torch.Tensor, lengths: torch.Tensor, members: torch.Tensor, start: int,
+            device: torch.device) -> tuple[_Bucket, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The documents `members` as one padded grid from row `start` of the gathered grids; the
+    token in each of its slots (padding repeats token 0: masked out as a key, and dropped as
+    a query); and where the documents' tokens lie in it."""
     lens = lengths[members]
     n, width = len(members), int(lens.max())
     within = torch.arange(int(lens.sum())) - torch.repeat_interleave(F.pad(lens.cumsum(0), (1, 0))[:-1], lens)
@@ -129,15 +136,16 @@ def _padded(cu: torch.Tensor, lengths: torch.Tensor, members: torch.Tensor, devi
     gather = torch.zeros(n * width, dtype=torch.long)
     gather[slots] = tokens
     valid = None if bool((lens == width).all()) else (torch.arange(width)[None, :] < lens[:, None]).view(n, 1, 1, width)
-    return _Bucket(n, width, gather=gather.to(device), valid=None if valid is None else valid.to(device)), tokens, slots
+    return _Bucket(n, width, start, True, None if valid is None else valid.to(device)), gather, tokens, slots
 
 
 def _buckets(docs: Documents) -> list[_Bucket]:
     """Long documents alone (ALONE_FROM), the others grouped by length (powers of two, the
     shortest up to 16 together), so that a grid wastes at most about half its width on
-    padding, whatever the mix of lengths; and where each token's output lies in the buckets'
-    results, one after the other (`output_of`, None where that is the tokens' own order).
-    Cached on `docs`: every layer of a forward pass shares them."""
+    padding, whatever the mix of lengths. Cached on `docs` (every layer of a forward pass
+    shares them) with `gather`, the tokens of all padded grids (one gather a layer, and one
+    gradient buffer), and `output_of`, where each token's output lies in the buckets' results
+    one after the other (None where that is the tokens' own order)."""
     if "buckets" in docs.cache:
         return docs.cache["buckets"]
     device = docs.cu_seqlens.device
@@ -151,12 +159,16 @@ def _buckets(docs: Documents) -> list[_Bucket]:
     in_order = offset == len(output_of) and all(a.start < b.start for a, b in zip(buckets, buckets[1:]))
     keys = torch.log2(lengths.clamp(min=1).double()).ceil().clamp(min=4).long()
     short = lengths < ALONE_FROM if offset < len(output_of) else torch.zeros_like(lengths, dtype=torch.bool)
+    gathers: list[torch.Tensor] = []
     for key in keys[short].unique().tolist():
-        bucket, tokens, slots = _padded(cu, lengths, torch.nonzero(short & (keys == key)).flatten(), device)
+        members = torch.nonzero(short & (keys == key)).flatten()
+        bucket, gather, tokens, slots = _padded(cu, lengths, members, sum(len(g) for g in gathers), device)
         buckets.append(bucket)
+        gathers.append(gather)
         output_of[tokens] = offset + slots
         offset += bucket.n * bucket.width
     docs.cache["buckets"] = buckets
+    docs.cache["gather"] = torch.cat(gathers).to(device) if gathers else None
     docs.cache["output_of"] = None if in_order else output_of.to(device)
     return buckets
 
@@ -233,10 +245,11 @@ def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropo
     real keys and the layer's window; local layers in wide grids attend slice by slice.
     Supports backward."""
     buckets = _buckets(docs)
+    gathered = None if docs.cache["gather"] is None else qkv.index_select(0, docs.cache["gather"])
     results = []
     for bucket in buckets:
         size = bucket.n * bucket.width
-        rows = qkv.narrow(0, bucket.start, size) if bucket.gather is None else qkv.index_select(0, bucket.gather)
+        rows = (gathered if bucket.padded else qkv).narrow(0, bucket.start, size)
         grid = rows.view(bucket.n, bucket.width, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)
         q, k, v = grid.unbind(0)  # [n, heads, width, dim] each
         sliced = _sliced(bucket, window)
@@ -298,18 +311,22 @@ Scratch = dict[str, torch.Tensor] | None
 
 
 def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scratch: Scratch,
-             name: str) -> torch.Tensor:
-    """x @ weight.T + bias; at inference (`scratch`, a dict) into a buffer that every layer of
-    the pass reuses: on a CPU a fresh tensor of tens of MB is new memory from the system each
+             name: str, parts: int = 1) -> torch.Tensor:
+    """x @ weight.T + bias, as [parts, tokens, outputs / parts]. At inference each part (a block
+    of the weight's rows) is contiguous, which elementwise work runs through up to twice as
+    fast as a strided half, and lies in a buffer (`scratch`, a dict) that every layer of the
+    pass reuses: on a CPU a fresh tensor of tens of MB is new memory from the system each
     time, and touching it first costs about a quarter of the multiply (benchmarks/README.md)."""
+    width = weight.shape[0] // parts
     if scratch is None:
-        return F.linear(x, weight, bias)
-    shape = (x.shape[0], weight.shape[0])
+        return F.linear(x, weight, bias).view(len(x), parts, width).transpose(0, 1)  # parts strided here
+    shape = (parts, x.shape[0], width)
     out = scratch.get(name)
     if out is None or out.shape != shape:
         out = scratch[name] = x.new_empty(shape)
-    torch.mm(x, weight.t(), out=out)
-    return out if bias is None else out.add_(bias)
+    for part, w in enumerate(weight.split(width)):
+        torch.mm(x, w.t(), out=out[part])
+    return out if bias is None else out.add_(bias.view(parts, 1, width))
 
 
 def _qkv(attn: Any, normed: torch.Tensor, rope: torch.Tensor, scratch: Scratch) -> torch.Tensor:
@@ -318,7 +335,7 @@ def _qkv(attn: Any, normed: torch.Tensor, rope: torch.Tensor, scratch: Scratch) 
     order = _pair_order(heads, dim, normed.device)
     linear = attn.Wqkv
     bias = None if linear.bias is None else linear.bias.index_select(0, order)
-    qkv = _project(normed, linear.weight.index_select(0, order), bias, scratch, "qkv").view(-1, 3, heads, dim)
+    qkv = _project(normed, linear.weight.index_select(0, order), bias, scratch, "qkv")[0].view(-1, 3, heads, dim)
     pairs = torch.view_as_complex(qkv.view(*qkv.shape[:-1], dim // 2, 2))
     pairs[:, :2] *= rope.to(pairs.dtype)  # in place: the linear's output is not needed again
     return qkv
@@ -350,10 +367,10 @@ def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: to
 
 def _mlp_block(mlp: Any, hidden: torch.Tensor, normed: torch.Tensor, scratch: Scratch) -> torch.Tensor:
     """hidden + the layer's GeGLU MLP (transformers' ModernBertMLP)."""
-    inputs, gate = _project(normed, mlp.Wi.weight, mlp.Wi.bias, scratch, "mlp").chunk(2, dim=-1)
-    activated = mlp.act(inputs)
-    gated = activated * gate if torch.is_grad_enabled() else activated.mul_(gate)
-    return _add_linear(hidden, mlp.drop(gated), mlp.Wo)
+    if scratch is None:  # autograd: the module itself, compiled where train.compile asks for it
+        return hidden + mlp(normed)
+    inputs, gate = _project(normed, mlp.Wi.weight, mlp.Wi.bias, scratch, "mlp", parts=2)
+    return _add_linear(hidden, mlp.drop(mlp.act(inputs).mul_(gate)), mlp.Wo)
 
 
 def encode(model: Any, input_ids: torch.Tensor, docs: Documents, backend: Backend = "auto",
