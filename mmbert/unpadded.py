@@ -336,19 +336,27 @@ def _qkv(attn: Any, normed: torch.Tensor, rope: torch.Tensor, scratch: Scratch) 
     linear = attn.Wqkv
     bias = None if linear.bias is None else linear.bias.index_select(0, order)
     qkv = _project(normed, linear.weight.index_select(0, order), bias, scratch, "qkv")[0].view(-1, 3, heads, dim)
-    pairs = torch.view_as_complex(qkv.view(*qkv.shape[:-1], dim // 2, 2))
-    pairs[:, :2] *= rope.to(pairs.dtype)  # in place: the linear's output is not needed again
-    return qkv
+    if qkv.dtype in (torch.float32, torch.float64):
+        pairs = torch.view_as_complex(qkv.view(*qkv.shape[:-1], dim // 2, 2))
+        pairs[:, :2] *= rope  # in place: the linear's output is not needed again
+        return qkv
+    # bf16/fp16 (autocast) have no complex view: rotated in float32, as transformers does
+    pairs = torch.view_as_complex(qkv[:, :2].float().view(-1, 2, heads, dim // 2, 2))
+    rotated = torch.view_as_real(pairs * rope).flatten(-2)
+    return torch.cat((rotated.to(qkv.dtype), qkv[:, 2:]), dim=1)
 
 
-def _add_linear(residual: torch.Tensor, x: torch.Tensor, linear: Any) -> torch.Tensor:
-    """residual + linear(x), the sum accumulated inside the matrix multiply; without autograd
-    into the residual itself (no new tensor: at inference the stream is not needed again)."""
-    if torch.is_grad_enabled():
-        out = torch.addmm(residual, x, linear.weight.t())
-    else:
-        out = residual.addmm_(x, linear.weight.t())
-    return out if linear.bias is None else out + linear.bias
+def _add_linear(residual: torch.Tensor, x: torch.Tensor, linear: Any, scratch: Scratch) -> torch.Tensor:
+    """residual + linear(x), the sum accumulated inside the matrix multiply: into the residual
+    itself at inference (`scratch`: the stream is not needed again). Under autocast as
+    transformers adds them: the low-precision output joins a float32 stream."""
+    if torch.is_autocast_enabled(residual.device.type):
+        return residual + linear(x)
+    weight = linear.weight.t()
+    out = torch.addmm(residual, x, weight) if scratch is None else residual.addmm_(x, weight)
+    if linear.bias is None:
+        return out
+    return out + linear.bias if scratch is None else out.add_(linear.bias)
 
 
 def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: torch.Tensor,
@@ -362,7 +370,7 @@ def _attention_block(layer: Any, hidden: torch.Tensor, docs: Documents, rope: to
     out = out.reshape(len(hidden), -1)
     if attn.training and isinstance(attn.out_drop, torch.nn.Dropout) and attn.out_drop.p > 0:
         return hidden + attn.out_drop(attn.Wo(out))
-    return _add_linear(hidden, out, attn.Wo)
+    return _add_linear(hidden, out, attn.Wo, scratch)
 
 
 def _mlp_block(mlp: Any, hidden: torch.Tensor, normed: torch.Tensor, scratch: Scratch) -> torch.Tensor:
@@ -370,7 +378,7 @@ def _mlp_block(mlp: Any, hidden: torch.Tensor, normed: torch.Tensor, scratch: Sc
     if scratch is None:  # autograd: the module itself, compiled where train.compile asks for it
         return hidden + mlp(normed)
     inputs, gate = _project(normed, mlp.Wi.weight, mlp.Wi.bias, scratch, "mlp", parts=2)
-    return _add_linear(hidden, mlp.drop(mlp.act(inputs).mul_(gate)), mlp.Wo)
+    return _add_linear(hidden, mlp.drop(mlp.act(inputs).mul_(gate)), mlp.Wo, scratch)
 
 
 def encode(model: Any, input_ids: torch.Tensor, docs: Documents, backend: Backend = "auto",
@@ -383,7 +391,9 @@ def encode(model: Any, input_ids: torch.Tensor, docs: Documents, backend: Backen
     chosen = pick_backend(backend, input_ids.device)
     hidden = base.embeddings(input_ids=input_ids[None])[0]
     ropes: dict[str, torch.Tensor] = {}
-    scratch: Scratch = None if torch.is_grad_enabled() else {}
+    # buffers and in-place updates only where no autograd records and no autocast casts them
+    in_place = not (torch.is_grad_enabled() or torch.is_autocast_enabled(input_ids.device.type))
+    scratch: Scratch = {} if in_place else None
     for layer in base.layers:
         kind = layer.attention_type
         if kind not in ropes:

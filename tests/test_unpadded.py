@@ -90,6 +90,29 @@ def test_gradients_match_transformers_on_a_padded_batch():
         assert float((got[name] - expected[name]).abs().max()) <= 1e-5 * scale, name
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_bf16_autocast_errs_no_more_than_transformers_does(grad):
+    """Under bf16 autocast (the paper's precision; CPU autocast here) the path runs, with and
+    without autograd, and its logits lie as close to the fp32 ones as transformers' own
+    padded model's under the same autocast: RoPE falls back from its in-place complex form,
+    buffers and in-place sums are skipped, and the residual stream stays float32."""
+    model = reference_model("sdpa")
+    ids, mask = padded_batch([37, 12, 25], seed=5)
+    docs, real = Documents.from_attention_mask(mask)
+    with torch.no_grad():
+        exact = model(input_ids=ids, attention_mask=mask).logits.flatten(0, 1)[real]
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+        theirs = model(input_ids=ids, attention_mask=mask).logits.flatten(0, 1)[real]
+        ours = masked_lm_logits(model, ids.flatten()[real], docs, backend="sdpa")
+    assert ours.dtype == theirs.dtype
+    their_error = float((theirs.float() - exact).abs().max())
+    our_error = float((ours.float() - exact).abs().max())
+    assert 0 < our_error <= 1.5 * their_error, (our_error, their_error)
+    if grad:
+        ours.float().sum().backward()
+        assert model.model.layers[0].attn.Wqkv.weight.grad is not None
+
+
 def test_sparse_prediction_runs_the_head_on_chosen_tokens_only():
     model = reference_model()
     ids = torch.randint(5, VOCAB, (40,))
