@@ -107,24 +107,27 @@ def peak_flops(args: argparse.Namespace, device: torch.device) -> tuple[float, s
     return 5 * 2 * 2048**3 / (time.perf_counter() - started), "measured fp32 2048x2048 matmul"
 
 
-def timed_steps(loss_model: torch.nn.Module, inputs: list[dict[str, torch.Tensor]], args: argparse.Namespace,
-                device: torch.device) -> list[float]:
-    optimizer = torch.optim.AdamW(loss_model.parameters(), lr=1e-4)
-    loss_model.train()
-    times = []
-    for step, kwargs in enumerate(inputs):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            loss = loss_model(**kwargs)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if step >= args.warmup:
-            times.append(time.perf_counter() - started)
+def timed_steps(paths: dict[str, tuple[torch.nn.Module, list[dict[str, torch.Tensor]]]], args: argparse.Namespace,
+                device: torch.device) -> dict[str, list[float]]:
+    """Seconds of each path's timed steps. The paths take turns step by step, so a machine
+    that slows down or speeds up during the run shifts them alike."""
+    optimizers = {name: torch.optim.AdamW(loss_model.parameters(), lr=1e-4) for name, (loss_model, _) in paths.items()}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for step in range(args.warmup + args.steps):
+        for name, (loss_model, inputs) in paths.items():
+            loss_model.train()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                loss = loss_model(**inputs[step])
+            loss.backward()
+            optimizers[name].step()
+            optimizers[name].zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if step >= args.warmup:
+                times[name].append(time.perf_counter() - started)
     return times
 
 
@@ -180,12 +183,10 @@ def main() -> None:
             compile_blocks(mlm)
         return mlm
 
-    results = {}
-    for name, loss_model, inputs in (("padded", MaskedLMLoss(model()), padded_inputs),
-                                     ("unpadded", DocumentMaskedLMLoss(model(), args.backend), unpadded_inputs)):
-        times = timed_steps(loss_model, inputs, args, device)
-        results[name] = (loss_model.mlm, statistics.median(times))
-        del loss_model
+    paths = {"padded": (MaskedLMLoss(model()), padded_inputs),
+             "unpadded": (DocumentMaskedLMLoss(model(), args.backend), unpadded_inputs)}
+    results = {name: (paths[name][0].mlm, statistics.median(times))
+               for name, times in timed_steps(paths, args, device).items()}
 
     mlm = results["unpadded"][0]
     timed = batches[args.warmup:]
