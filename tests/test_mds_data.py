@@ -160,6 +160,18 @@ def test_a_corpus_line_that_is_not_json_is_named(tmp_path):
         read_slice(str(corpus), 0, corpus.stat().st_size)
 
 
+def test_an_empty_corpus_is_refused_before_ray_starts(tmp_path):
+    from mmbert.mixing.store import ChunkStoreWriter
+    from mmbert.mixing.tokenize import tokenize_corpus
+
+    corpus = tmp_path / "train.jsonl"
+    corpus.write_text("")
+    with pytest.raises(ValueError, match=r"train\.jsonl: the corpus is empty"):
+        tokenize_corpus([corpus], ["eng_Latn"], tmp_path / "tokenizer", ChunkRule(30, 8, 2),
+                        ChunkStoreWriter(tmp_path / "store", np.dtype(np.uint16)), actors=1)
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+
+
 def released_fixture(folder: Path, docs: list[np.ndarray]) -> Path:
     """A set in the released mixes' layout: MDS, {input_ids: uint32[], id: str}, zstd shards."""
     with streaming_base().MDSWriter(out=str(folder), columns={"input_ids": "ndarray:uint32", "id": "str"},

@@ -151,6 +151,8 @@ def tokenize_corpus(files: list[Path], languages: list[str], tokenizer_dir: Path
         if f.suffix != ".jsonl":
             raise ValueError(f"{f}: the corpus is read as JSON lines (.jsonl), one document per line")
     total = sum(f.stat().st_size for f in files)
+    if total == 0:
+        raise ValueError(f"{', '.join(map(str, files))}: the corpus is empty, no documents to tokenize")
     # Several slices per actor even for a small corpus, so that every actor has work.
     target = max(1, min(slice_bytes, total // (4 * max(1, actors))))
     slices = [piece for f in files for piece in jsonl_slices(f, target)]
