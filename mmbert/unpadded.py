@@ -120,12 +120,13 @@ ALONE_FROM = 128
 SHORTEST_GRID = 16
 
 
-def _contiguous(cu: torch.Tensor, lengths: torch.Tensor) -> list[_Bucket]:
-    """Each document of ALONE_FROM tokens or more as its own grid of one row; or every
-    document as one grid where all are equally long."""
+def _contiguous(cu: torch.Tensor, lengths: torch.Tensor) -> tuple[list[_Bucket], torch.Tensor]:
+    """Every document as one grid where all are equally long, else each document of
+    ALONE_FROM tokens or more as its own grid of one row; and which documents they hold."""
     if len(lengths) and bool((lengths == lengths[0]).all()):
-        return [_Bucket(len(lengths), int(lengths[0]), 0)]
-    return [_Bucket(1, int(lengths[d]), int(cu[d])) for d in torch.nonzero(lengths >= ALONE_FROM).flatten().tolist()]
+        return [_Bucket(len(lengths), int(lengths[0]), 0)], torch.ones_like(lengths, dtype=torch.bool)
+    alone = lengths >= ALONE_FROM
+    return [_Bucket(1, int(lengths[d]), int(cu[d])) for d in torch.nonzero(alone).flatten().tolist()], alone
 
 
 def _padded(cu: torch.Tensor, lengths: torch.Tensor, members: torch.Tensor, start: int,
@@ -146,7 +147,7 @@ def _padded(cu: torch.Tensor, lengths: torch.Tensor, members: torch.Tensor, star
 
 def _buckets(docs: Documents) -> list[_Bucket]:
     """Long documents alone (ALONE_FROM), the others grouped by length (powers of two, the
-    shortest up to 16 together), so that a grid wastes at most about half its width on
+    shortest up to SHORTEST_GRID together), so that a grid wastes at most about half its width on
     padding, whatever the mix of lengths. Cached on `docs` (every layer of a forward pass
     shares them) with `gather`, the tokens of all padded grids (one gather a layer, and one
     gradient buffer), and `output_of`, where each token's output lies in the buckets' results
@@ -156,14 +157,14 @@ def _buckets(docs: Documents) -> list[_Bucket]:
     device = docs.cu_seqlens.device
     cu = docs.cu_seqlens.cpu().long()
     lengths = cu[1:] - cu[:-1]
-    buckets = _contiguous(cu, lengths)
+    buckets, covered = _contiguous(cu, lengths)
     output_of, offset = torch.empty(int(cu[-1]), dtype=torch.long), 0
     for bucket in buckets:
         output_of[bucket.start : bucket.start + bucket.n * bucket.width] = torch.arange(offset, offset + bucket.n * bucket.width)
         offset += bucket.n * bucket.width
-    in_order = offset == len(output_of) and all(a.start < b.start for a, b in zip(buckets, buckets[1:]))
+    short = ~covered & (lengths > 0)  # an empty document has nothing to attend
+    in_order = not bool(short.any())  # contiguous grids come in token order
     keys = torch.log2(lengths.clamp(min=1).double()).ceil().clamp(min=math.log2(SHORTEST_GRID)).long()
-    short = lengths < ALONE_FROM if offset < len(output_of) else torch.zeros_like(lengths, dtype=torch.bool)
     gathers: list[torch.Tensor] = []
     for key in keys[short].unique().tolist():
         members = torch.nonzero(short & (keys == key)).flatten()
@@ -235,8 +236,8 @@ def _sliced(bucket: _Bucket, window: int | None) -> bool:
 def _mask(docs: Documents, bucket: _Bucket, window: int | None, sliced: bool) -> Any:
     """The bucket's mask for `window`, built once per forward pass; grids without padding of
     one shape share theirs."""
-    shape = f"{bucket.n}x{bucket.width}" if bucket.valid is None else f"{id(bucket)}"
-    key = f"mask:{shape}:{window}:{'sliced' if sliced else 'band'}"
+    grid = f"padded{bucket.start}" if bucket.valid is not None else f"{bucket.n}x{bucket.width}"
+    key = f"mask:{grid}:{window}:{'sliced' if sliced else 'band'}"
     if key not in docs.cache:
         device = docs.cu_seqlens.device
         docs.cache[key] = (_slice_masks(bucket, window, device) if sliced  # type: ignore[arg-type]

@@ -70,6 +70,21 @@ def test_documents_packed_in_one_row_equal_each_alone():
     assert (crossed[23:] - alone_b).abs().max() > 1e-2
 
 
+@pytest.mark.parametrize("alone_from", [128, 16])
+def test_an_empty_document_changes_nothing(alone_from, monkeypatch):
+    """cu_seqlens may repeat a boundary (packed rows allow it): the empty document is skipped,
+    whether its neighbours attend alone or in padded grids."""
+    import mmbert.unpadded as unpadded
+
+    monkeypatch.setattr(unpadded, "ALONE_FROM", alone_from)
+    model = reference_model()
+    ids = torch.randint(5, VOCAB, (70,), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        with_empty = encode(model, ids, Documents.from_cu_seqlens(torch.tensor([0, 40, 40, 70])), backend="sdpa")
+        without = encode(model, ids, Documents.from_cu_seqlens(torch.tensor([0, 40, 70])), backend="sdpa")
+    assert torch.equal(with_empty, without)
+
+
 def test_gradients_match_transformers_on_a_padded_batch():
     ids, mask = padded_batch([30, 18, 7], seed=1)
     docs, real = Documents.from_attention_mask(mask)
