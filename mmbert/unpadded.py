@@ -12,16 +12,20 @@ Attention backends (`attention`): 'varlen' is torch's built-in FlashAttention va
 (`torch.nn.attention.varlen.varlen_attn`, CUDA), 'flash_attn' the flash-attn package's
 `flash_attn_varlen_func` (CUDA), 'sdpa' the CPU-capable fallback under SDPA (supports
 backward): a long document attends alone, as a view of its tokens; shorter ones become the
-rows of padded grids of similar lengths; boolean masks keep keys real and within the window.
+rows of padded grids of similar lengths (narrow grids through SDPA's math kernel, which beats
+the flash kernel on short rows on a CPU); boolean masks keep keys real and within the window.
 'auto' takes varlen on CUDA where it exists, else sdpa.
 
 Around attention the path avoids the copies that cost a CPU a third of its time: RoPE is one
-in-place complex multiply (Wqkv's rows paired, see `_pair_order`), residual sums happen in
-the matrix multiply, and at inference large outputs go to buffers every layer reuses.
+complex multiply (Wqkv's rows paired, see `_pair_order`; in place at inference), residual
+sums happen in the matrix multiply, and at inference large outputs go to buffers every layer
+reuses.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from dataclasses import dataclass, field
 from collections.abc import Sequence
@@ -29,6 +33,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 Backend = Literal["auto", "varlen", "flash_attn", "sdpa"]
 
@@ -245,6 +250,45 @@ def _mask(docs: Documents, bucket: _Bucket, window: int | None, sliced: bool) ->
     return docs.cache[key]
 
 
+# Grids narrower than this attend through SDPA's math kernel on a CPU: on short rows its
+# batched matrix multiplies beat the flash kernel's blocked loop; at exactly 32 flash catches
+# up, and at inference it stays ahead from there on. Math's time over flash's
+# (`benchmarks/attention_kernels.py`, 2 threads, forward + backward / forward alone): width 16
+# 0.5-0.8 / 0.65-0.7, width 28 0.73-0.88 / 0.87-0.91, width 32 0.86-1.03 / 1.08-1.24.
+MATH_BELOW = 32
+
+
+def _kernel(bucket: _Bucket, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if device.type == "cpu" and bucket.width < MATH_BELOW:
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
+
+
+def _split(source: torch.Tensor, spans: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Rows [start, start + size) of `source` for each of the ordered, disjoint `spans`, by one
+    split: its backward is one cat, where a narrow per span would fill a zero gradient the
+    size of `source` for each."""
+    sizes, keep, at = [], [], 0
+    for start, size in spans:
+        if start > at:
+            sizes.append(start - at)
+            keep.append(False)
+        sizes.append(size)
+        keep.append(True)
+        at = start + size
+    if at < len(source):
+        sizes.append(len(source) - at)
+        keep.append(False)
+    return [piece for piece, kept in zip(source.split(sizes), keep) if kept]
+
+
+def _grid_rows(qkv: torch.Tensor, gathered: torch.Tensor | None, buckets: list[_Bucket]) -> list[torch.Tensor]:
+    """Each bucket's rows: its tokens in `qkv`, or its part of the gathered padded grids."""
+    runs = iter(_split(qkv, [(b.start, b.n * b.width) for b in buckets if not b.padded]))
+    grids = iter([] if gathered is None else _split(gathered, [(b.start, b.n * b.width) for b in buckets if b.padded]))
+    return [next(grids if bucket.padded else runs) for bucket in buckets]
+
+
 def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropout: float) -> torch.Tensor:
     """[tokens, 3, heads, dim] in, [tokens, heads, dim] out: each bucket's documents the rows
     of a grid for SDPA (a view of the tokens, or one gather into a padded grid), masked to
@@ -253,17 +297,17 @@ def sdpa_attention(qkv: torch.Tensor, docs: Documents, window: int | None, dropo
     buckets = _buckets(docs)
     gathered = None if docs.cache["gather"] is None else qkv.index_select(0, docs.cache["gather"])
     results = []
-    for bucket in buckets:
+    for bucket, rows in zip(buckets, _grid_rows(qkv, gathered, buckets)):
         size = bucket.n * bucket.width
-        rows = (gathered if bucket.padded else qkv).narrow(0, bucket.start, size)
-        grid = rows.view(bucket.n, bucket.width, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)
-        q, k, v = grid.unbind(0)  # [n, heads, width, dim] each
+        # unbound along the q/k/v axis of the token layout: their gradients stack back into it
+        q, k, v = (t.transpose(1, 2) for t in rows.view(bucket.n, bucket.width, *qkv.shape[1:]).unbind(2))
         sliced = _sliced(bucket, window)
         mask = _mask(docs, bucket, window, sliced)
         if sliced:
             out = _sliced_local_attention(q, k, v, mask, window, dropout)  # type: ignore[arg-type]
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+            with _kernel(bucket, qkv.device):
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         results.append(out.transpose(1, 2).reshape(size, *qkv.shape[2:]))
     joined = torch.cat(results) if len(results) > 1 else results[0]
     order = docs.cache["output_of"]
@@ -293,6 +337,7 @@ def flash_attn_attention(qkv: torch.Tensor, docs: Documents, window: int | None,
 ATTENTION = {"sdpa": sdpa_attention, "varlen": varlen_attention, "flash_attn": flash_attn_attention}
 
 
+@functools.lru_cache(maxsize=16)
 def _pair_order(heads: int, dim: int, device: torch.device) -> torch.Tensor:
     """Rows of Wqkv reordered so that each head's query and key dimensions j and dim/2 + j lie
     side by side (value rows unchanged). A query and a key permuted alike have the same dot
@@ -342,14 +387,16 @@ def _qkv(attn: Any, normed: torch.Tensor, rope: torch.Tensor, scratch: Scratch) 
     linear = attn.Wqkv
     bias = None if linear.bias is None else linear.bias.index_select(0, order)
     qkv = _project(normed, linear.weight.index_select(0, order), bias, scratch, "qkv")[0].view(-1, 3, heads, dim)
-    if qkv.dtype in (torch.float32, torch.float64):
+    if scratch is not None and qkv.dtype in (torch.float32, torch.float64):
         pairs = torch.view_as_complex(qkv.view(*qkv.shape[:-1], dim // 2, 2))
         pairs[:, :2] *= rope  # in place: the linear's output is not needed again
         return qkv
-    # bf16/fp16 (autocast) have no complex view: rotated in float32, as transformers does
-    pairs = torch.view_as_complex(qkv[:, :2].float().view(-1, 2, heads, dim // 2, 2))
+    # Under autograd out of place (an in-place multiply of a view costs the backward two more
+    # copies of qkv); bf16/fp16 have no complex view: rotated in float32, as transformers does.
+    qk, v = qkv.split([2, 1], dim=1)
+    pairs = torch.view_as_complex(qk.float().unflatten(-1, (dim // 2, 2)))
     rotated = torch.view_as_real(pairs * rope).flatten(-2)
-    return torch.cat((rotated.to(qkv.dtype), qkv[:, 2:]), dim=1)
+    return torch.cat((rotated.to(qkv.dtype), v), dim=1)
 
 
 def _add_linear(residual: torch.Tensor, x: torch.Tensor, linear: Any, scratch: Scratch) -> torch.Tensor:

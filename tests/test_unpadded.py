@@ -139,6 +139,28 @@ def test_sparse_prediction_runs_the_head_on_chosen_tokens_only():
     assert torch.allclose(sparse, full[chosen], atol=1e-5, rtol=0)
 
 
+def test_narrow_grids_take_the_math_kernel_on_a_cpu_and_wide_ones_flash(monkeypatch):
+    """Grids narrower than MATH_BELOW tokens attend through SDPA's math kernel (faster there on a
+    CPU), wider ones through the flash kernel, forward and backward; the gradient tests check
+    the values."""
+    from torch.profiler import profile
+
+    import mmbert.unpadded as unpadded
+
+    assert unpadded.MATH_BELOW == 32
+    monkeypatch.setattr(unpadded, "SLICED_FROM", 100)  # one call per grid in local layers too
+    model = reference_model()
+    ids, mask = padded_batch([30, 18, 7, 40], seed=7)  # grids 7, 30 (18 and 30) and 40 wide
+    docs, real = Documents.from_attention_mask(mask)
+    with profile() as run:
+        masked_lm_logits(model, ids.flatten()[real], docs, backend="sdpa").sum().backward()
+    calls = {event.key: event.count for event in run.key_averages()}
+    layers = ARCH.num_hidden_layers
+    assert calls.get("aten::_scaled_dot_product_attention_math") == 2 * layers
+    assert calls.get("aten::_scaled_dot_product_flash_attention_for_cpu") == layers
+    assert calls.get("aten::_scaled_dot_product_flash_attention_for_cpu_backward") == layers
+
+
 def test_a_checkpoint_runs_unchanged_in_both_paths(tmp_path):
     model = reference_model()
     model.save_pretrained(tmp_path)
@@ -188,6 +210,7 @@ def test_compiled_blocks_keep_parameter_names_and_outputs():
     ([40, 30, 7], 128, 0),
     ([27, 25, 7], 128, 0),
     ([120, 100, 7], 64, 2),  # two long documents as views of their tokens, one in a padded grid
+    ([120, 7, 100], 64, 2),  # ... with the short one between them
     ([120, 30, 100], 25, 3),  # every document alone: outputs already in order
 ])
 def test_wide_grids_attend_locally_by_slices_and_match_transformers(lengths, alone_from, alone, monkeypatch):
