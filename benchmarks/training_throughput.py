@@ -113,9 +113,10 @@ def timed_steps(paths: dict[str, tuple[torch.nn.Module, list[dict[str, torch.Ten
     that slows down or speeds up during the run shifts them alike."""
     optimizers = {name: torch.optim.AdamW(loss_model.parameters(), lr=1e-4) for name, (loss_model, _) in paths.items()}
     times: dict[str, list[float]] = {name: [] for name in paths}
+    for loss_model, _ in paths.values():
+        loss_model.train()
     for step in range(args.warmup + args.steps):
         for name, (loss_model, inputs) in paths.items():
-            loss_model.train()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
