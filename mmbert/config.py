@@ -260,7 +260,8 @@ class TrainConfig(_Strict):
                     "documents of a packed row attend to each other")
     attention_backend: Literal["auto", "sdpa", "varlen", "flash_attn"] = Field(
         description="the unpadded path's attention: varlen (torch's FlashAttention varlen) or flash_attn "
-                    "(the flash-attn package) on a GPU, sdpa anywhere; auto: varlen on a GPU, else sdpa")
+                    "(the flash-attn package) on a GPU in bf16, sdpa anywhere; auto: varlen on a GPU in bf16, "
+                    "else sdpa")
     precision: Literal["fp32", "bf16"]
     compile: bool = Field(description="torch.compile each MLP and the MLM head (in place: checkpoints unchanged)")
     optimizer: OptimizerConfig
@@ -278,6 +279,9 @@ class TrainConfig(_Strict):
                                  f"it needs train.attn_implementation: unpadded, not {self.attn_implementation!r}")
             if not self.use_gpu:
                 raise ValueError(f"train.attention_backend {self.attention_backend!r} needs train.use_gpu: true")
+            if self.precision != "bf16":  # FlashAttention kernels take fp16/bf16 only
+                raise ValueError(f"train.attention_backend {self.attention_backend!r} needs train.precision: bf16, "
+                                 f"not {self.precision!r}")
         return self
 
 

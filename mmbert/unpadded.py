@@ -81,18 +81,35 @@ class Documents:
         return cls.from_cu_seqlens(torch.tensor(bounds, dtype=torch.int32)), real
 
 
-def pick_backend(requested: Backend, device: torch.device) -> str:
+HALF = (torch.float16, torch.bfloat16)
+
+
+def pick_backend(requested: Backend, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> str:
+    """The backend for attention inputs of `dtype` on `device`. The FlashAttention kernels
+    (varlen, flash_attn) need CUDA and fp16/bf16: 'auto' takes sdpa elsewhere, and asking for
+    them there is an error."""
     if requested != "auto":
-        if requested in ("varlen", "flash_attn") and device.type != "cuda":
-            raise ValueError(f"attention backend {requested!r} needs a CUDA device, not {device.type}")
+        if requested in ("varlen", "flash_attn"):
+            if device.type != "cuda":
+                raise ValueError(f"attention backend {requested!r} needs a CUDA device, not {device.type}")
+            if dtype not in HALF:
+                raise ValueError(f"attention backend {requested!r} takes fp16/bf16 (bf16 autocast or a half "
+                                 f"model), not {dtype}")
         return requested
-    if device.type == "cuda":
+    if device.type == "cuda" and dtype in HALF:
         try:
             from torch.nn.attention.varlen import varlen_attn  # noqa: F401
         except ImportError:
             return "sdpa"
         return "varlen"
     return "sdpa"
+
+
+def _attention_dtype(model: Any, device: torch.device) -> torch.dtype:
+    """What q, k and v will be: autocast's dtype where it is on, else the weights'."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return next(model.parameters()).dtype
 
 
 def _window(module: Any) -> int | None:
@@ -441,7 +458,7 @@ def encode(model: Any, input_ids: torch.Tensor, docs: Documents, backend: Backen
     probabilities is `probs_dropout`, or each attention module's own rate where None; the
     attention output's dropout is the module's `out_drop`."""
     base = getattr(model, "model", model)
-    chosen = pick_backend(backend, input_ids.device)
+    chosen = pick_backend(backend, input_ids.device, _attention_dtype(base, input_ids.device))
     hidden = base.embeddings(input_ids=input_ids[None])[0]
     ropes: dict[str, torch.Tensor] = {}
     # buffers and in-place updates only where no autograd records and no autocast casts them

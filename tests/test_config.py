@@ -96,6 +96,12 @@ def test_bad_params_name_the_key(key, value, named, raw_params):
     assert named in message, message
 
 
+def test_flash_kernels_need_bf16(raw_params):
+    raw_params["train"].update(use_gpu=True, attention_backend="varlen", precision="fp32")
+    message = _error(raw_params)
+    assert "train.precision: bf16" in message, message
+
+
 def test_a_missing_key_is_named(raw_params):
     del raw_params["runtime"]["log_every"]
     assert "runtime.log_every: missing" in _error(raw_params)

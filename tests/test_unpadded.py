@@ -179,6 +179,78 @@ def test_gpu_backends_are_refused_on_cpu():
                backend="varlen")
 
 
+def test_auto_takes_flash_kernels_only_where_they_run():
+    """FlashAttention (varlen, flash_attn) runs on CUDA in fp16/bf16 only: 'auto' takes varlen
+    there and sdpa for float32 (a GPU model evaluated in fp32) or a CPU; asking for a flash
+    kernel with float32 inputs names the dtype."""
+    from mmbert.unpadded import pick_backend
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert pick_backend("auto", cuda, torch.bfloat16) == "varlen"
+    assert pick_backend("auto", cuda, torch.float16) == "varlen"
+    assert pick_backend("auto", cuda, torch.float32) == "sdpa"
+    assert pick_backend("auto", cpu, torch.bfloat16) == "sdpa"
+    assert pick_backend("flash_attn", cuda, torch.bfloat16) == "flash_attn"
+    with pytest.raises(ValueError, match="fp16/bf16.*float32"):
+        pick_backend("varlen", cuda, torch.float32)
+
+
+def _cuda_backends() -> list[str]:
+    import importlib.util
+
+    if not torch.cuda.is_available():
+        return []
+    found = ["sdpa"]
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+        found.append("varlen")
+    except ImportError:
+        pass
+    return found + (["flash_attn"] if importlib.util.find_spec("flash_attn") else [])
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "varlen", "flash_attn"])
+def test_cuda_backends_match_transformers_under_bf16(backend):
+    """On a GPU (skipped without one, or without the backend): under bf16 autocast, the
+    paper's precision and the only one FlashAttention takes, logits and the gradient of Wqkv
+    lie as close to transformers' fp32 ones as transformers' own under the same autocast, for
+    a document longer than the local window; documents packed in one row equal each alone."""
+    if backend not in _cuda_backends():
+        pytest.skip(f"needs a CUDA device with the {backend} backend")
+    model = reference_model("sdpa").cuda()
+    ids, mask = (t.cuda() for t in padded_batch([37, 12, 25, 1], seed=8))
+    docs, real = Documents.from_attention_mask(mask)
+    flat = ids.flatten()[real]
+    weights = torch.randn(len(real), VOCAB, generator=torch.Generator().manual_seed(9)).cuda()
+    wqkv = model.model.layers[1].attn.Wqkv.weight
+
+    def run(forward, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            logits = forward()
+        grad = torch.autograd.grad((logits.float() * weights).sum(), wqkv)[0]
+        return logits.float().detach(), grad
+
+    def theirs():
+        return model(input_ids=ids, attention_mask=mask).logits.flatten(0, 1)[real]
+
+    def ours():
+        return masked_lm_logits(model, flat, docs, backend=backend)
+
+    exact, exact_grad = run(theirs, autocast=False)
+    their_logits, their_grad = run(theirs, autocast=True)
+    our_logits, our_grad = run(ours, autocast=True)
+    # bf16 rounding differs from kernel to kernel; a wrong mask, window or position errs by
+    # orders of magnitude more than either
+    assert float((our_logits - exact).abs().max()) <= 2 * float((their_logits - exact).abs().max())
+    assert float((our_grad - exact_grad).abs().max()) <= 2 * float((their_grad - exact_grad).abs().max())
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        together = encode(model, flat, docs, backend=backend)
+        first = encode(model, flat[:37], Documents.from_cu_seqlens(torch.tensor([0, 37]).cuda()), backend=backend)
+        crossed = encode(model, flat, Documents.from_cu_seqlens(torch.tensor([0, len(flat)]).cuda()), backend=backend)
+    assert float((together[:37].float() - first.float()).abs().max()) <= 5e-2
+    assert float((crossed[:37].float() - first.float()).abs().max()) > 0.2  # the check can see a crossing
+
+
 def test_compiled_blocks_keep_parameter_names_and_outputs():
     """train.compile: the compiled model computes the same logits, forward and backward, and
     its state dict (what a checkpoint holds) keeps transformers' names."""

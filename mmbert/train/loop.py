@@ -22,7 +22,7 @@ from mmbert.tokenizer import load_tokenizer, special_ids
 from mmbert.train.data import PackedShards
 from mmbert.train.optim import applied_weight_decay, build_optimizer, set_lr
 from mmbert.train.state import Progress, load_state, save_state, write_manifest
-from mmbert.unpadded import Backend, Documents, encode, pick_backend
+from mmbert.unpadded import Backend, Documents, encode
 
 log = logging.getLogger("mmbert.train")
 
@@ -65,9 +65,9 @@ class DocumentMaskedLMLoss(torch.nn.Module):
         self.mlm, self.backend = mlm, backend
 
     def forward(self, input_ids: torch.Tensor, cu_seqlens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # resolved here, not when built: Ray Train moves the model to its device afterwards
-        backend = pick_backend(self.backend, input_ids.device)
-        hidden = encode(self.mlm, input_ids, Documents.from_cu_seqlens(cu_seqlens), backend)
+        # the backend is resolved by encode, on the device and precision of this call (Ray Train
+        # moves the model to its device after this module is built)
+        hidden = encode(self.mlm, input_ids, Documents.from_cu_seqlens(cu_seqlens), self.backend)
         return _summed_masked_ce(self.mlm, hidden, labels)
 
 
