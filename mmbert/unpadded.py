@@ -14,7 +14,7 @@ Attention backends (`attention`): 'varlen' is torch's built-in FlashAttention va
 backward): a long document attends alone, as a view of its tokens; shorter ones become the
 rows of padded grids of similar lengths (narrow grids through SDPA's math kernel, which beats
 the flash kernel on short rows on a CPU); boolean masks keep keys real and within the window.
-'auto' takes varlen on CUDA where it exists, else sdpa.
+'auto' takes varlen on CUDA for fp16/bf16 inputs (FlashAttention takes no float32), else sdpa.
 
 Around attention the path avoids the copies that cost a CPU a third of its time: RoPE is one
 complex multiply (Wqkv's rows paired, see `_pair_order`; in place at inference), residual
@@ -84,7 +84,7 @@ class Documents:
 HALF = (torch.float16, torch.bfloat16)
 
 
-def pick_backend(requested: Backend, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> str:
+def pick_backend(requested: Backend, device: torch.device, dtype: torch.dtype) -> str:
     """The backend for attention inputs of `dtype` on `device`. The FlashAttention kernels
     (varlen, flash_attn) need CUDA and fp16/bf16: 'auto' takes sdpa elsewhere, and asking for
     them there is an error."""
