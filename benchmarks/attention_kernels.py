@@ -1,6 +1,6 @@
 """SDPA's math kernel against its flash kernel on the grids the unpadded path builds (`n`
 documents of `width` tokens as the rows of one grid, a padding mask), forward and backward or
-forward alone: the time ratio that sets `mmbert.unpadded.MATH_UP_TO`. The kernels take turns
+forward alone: the time ratio that sets `mmbert.unpadded.MATH_BELOW`. The kernels take turns
 call by call, so a machine that slows down shifts them alike.
 
 Usage (repo root):
