@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup reproduce test test-fast clean-outputs
+.PHONY: setup reproduce test test-fast gpu-wheels clean-outputs
 
 setup: $(STAMP)
 
@@ -33,3 +33,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+# Wheels benchmarks/gpu_check.py needs beyond a lent GPU machine's own Python 3.12 (torch,
+# transformers, numpy, pyyaml are there): carried along with the working tree, unpacked by the script.
+GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
+	typing-extensions==4.16.0 torch-optimi==0.3.3
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --implementation cp --python-version 3.12 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any -d benchmarks/wheels $(GPU_WHEELS)

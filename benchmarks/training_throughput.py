@@ -29,30 +29,31 @@ import torch
 from mmbert.config import load_config
 from mmbert.masking import mask_tokens
 from mmbert.modeling import SpecialIds, architecture, build_config, compile_blocks, new_model
-from mmbert.train.loop import DocumentMaskedLMLoss, MaskedLMLoss
+from mmbert.losses import DocumentMaskedLMLoss, MaskedLMLoss
 from mmbert.unpadded import Documents
 
 GPU_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
 
 
-def synthetic_rows(args: argparse.Namespace, vocab: int, ids: SpecialIds) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-    """Batches of rows packed like the mix stage's: [CLS] doc [SEP] chunks, lengths ~ Normal
-    clamped to [3, seq_len], best fit into rows, padding after the last document."""
-    rng = np.random.default_rng(args.seed)
+def synthetic_rows(batches: int, rows: int, seq_len: int, doc_mean: float, doc_sd: float, vocab: int,
+                   ids: SpecialIds, seed: int) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """`batches` batches of rows packed like the mix stage's: [CLS] doc [SEP] chunks, lengths ~
+    Normal clamped to [3, seq_len], best fit into rows, padding after the last document."""
+    rng = np.random.default_rng(seed)
     out = []
-    for _ in range(args.warmup + args.steps):
-        rows, cus = np.full((args.rows, args.seq_len), ids.pad, dtype=np.int64), []
-        for row in rows:
+    for _ in range(batches):
+        packed, cus = np.full((rows, seq_len), ids.pad, dtype=np.int64), []
+        for row in packed:
             cu = [0]
             while True:
-                n = int(np.clip(rng.normal(args.doc_mean, args.doc_sd), 3, args.seq_len))
-                if cu[-1] + n > args.seq_len:
+                n = int(np.clip(rng.normal(doc_mean, doc_sd), 3, seq_len))
+                if cu[-1] + n > seq_len:
                     break
                 row[cu[-1]:cu[-1] + n] = rng.integers(5, vocab, n)
                 row[cu[-1]], row[cu[-1] + n - 1] = ids.cls, ids.sep
                 cu.append(cu[-1] + n)
             cus.append(np.asarray(cu))
-        out.append((rows, cus))
+        out.append((packed, cus))
     return out
 
 
@@ -90,9 +91,10 @@ def model_flops(mlm: torch.nn.Module, cus: list[np.ndarray], mask_rate: float) -
     return 6 * tokens * (matmul + decoder) + 12 * pairs * config.hidden_size
 
 
-def peak_flops(args: argparse.Namespace, device: torch.device) -> tuple[float, str]:
-    if args.peak_tflops:
-        return args.peak_tflops * 1e12, "given"
+def peak_flops(device: torch.device, given_tflops: float | None = None) -> tuple[float, str]:
+    """The device's peak FLOP/s MFU is taken against, and where the figure comes from."""
+    if given_tflops:
+        return given_tflops * 1e12, "given"
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for key, tflops in GPU_BF16_PEAK_TFLOPS.items():
@@ -107,35 +109,48 @@ def peak_flops(args: argparse.Namespace, device: torch.device) -> tuple[float, s
     return 5 * 2 * 2048**3 / (time.perf_counter() - started), "measured fp32 2048x2048 matmul"
 
 
-def timed_steps(paths: dict[str, tuple[torch.nn.Module, list[dict[str, torch.Tensor]]]], args: argparse.Namespace,
-                device: torch.device) -> dict[str, list[float]]:
-    """Seconds of each path's timed steps. The paths take turns step by step, so a machine
-    that slows down or speeds up during the run shifts them alike."""
-    optimizers = {name: torch.optim.AdamW(loss_model.parameters(), lr=1e-4) for name, (loss_model, _) in paths.items()}
+def adamw(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+
+def train_step(loss_model: torch.nn.Module, inputs: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+               precision: str, device: torch.device) -> float:
+    """Seconds of one full step: forward (under bf16 autocast if asked), backward, optimizer."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = loss_model(**inputs)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def timed_steps(paths: dict[str, tuple[torch.nn.Module, list[dict[str, torch.Tensor]]]], warmup: int,
+                precision: str, device: torch.device, optimizer=adamw) -> dict[str, list[float]]:
+    """Seconds of each path's steps after `warmup` untimed ones. The paths take turns step by
+    step, so a machine that slows down or speeds up during the run shifts them alike."""
+    optimizers = {name: optimizer(loss_model) for name, (loss_model, _) in paths.items()}
     times: dict[str, list[float]] = {name: [] for name in paths}
     for loss_model, _ in paths.values():
         loss_model.train()
-    for step in range(args.warmup + args.steps):
+    steps = len(next(iter(paths.values()))[1])
+    for step in range(steps):
         for name, (loss_model, inputs) in paths.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-                loss = loss_model(**inputs[step])
-            loss.backward()
-            optimizers[name].step()
-            optimizers[name].zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if step >= args.warmup:
-                times[name].append(time.perf_counter() - started)
+            seconds = train_step(loss_model, inputs[step], optimizers[name], precision, device)
+            if step >= warmup:
+                times[name].append(seconds)
     return times
 
 
-def step_inputs(batches, args: argparse.Namespace, vocab: int, ids: SpecialIds, device: torch.device):
+def step_inputs(batches, mask_rate: float, vocab: int, ids: SpecialIds, device: torch.device):
+    """Each batch masked once, as transformers' padded model and as the unpadded path take it."""
     padded, unpadded = [], []
     for step, (rows, cus) in enumerate(batches):
-        x, y = mask_tokens(torch.from_numpy(rows), args.mask_rate, mask_id=ids.mask, special_ids=ids.all(),
+        x, y = mask_tokens(torch.from_numpy(rows), mask_rate, mask_id=ids.mask, special_ids=ids.all(),
                            vocab_size=vocab, generator=torch.Generator().manual_seed(step))
         padded.append({"input_ids": x.to(device), "attention_mask": (x != ids.pad).long().to(device),
                        "labels": y.to(device)})
@@ -174,8 +189,9 @@ def main() -> None:
     else:
         arch, vocab = architecture(args.architecture)
     ids = SpecialIds()
-    batches = mix_rows(args) if args.mix else synthetic_rows(args, vocab, ids)
-    padded_inputs, unpadded_inputs = step_inputs(batches, args, vocab, ids, device)
+    batches = mix_rows(args) if args.mix else synthetic_rows(args.warmup + args.steps, args.rows, args.seq_len,
+                                                             args.doc_mean, args.doc_sd, vocab, ids, args.seed)
+    padded_inputs, unpadded_inputs = step_inputs(batches, args.mask_rate, vocab, ids, device)
 
     def model():
         config = build_config(arch, vocab, attn_implementation=args.padded_attention, sparse_prediction=True)
@@ -187,13 +203,13 @@ def main() -> None:
     paths = {"padded": (MaskedLMLoss(model()), padded_inputs),
              "unpadded": (DocumentMaskedLMLoss(model(), args.backend), unpadded_inputs)}
     results = {name: (paths[name][0].mlm, statistics.median(times))
-               for name, times in timed_steps(paths, args, device).items()}
+               for name, times in timed_steps(paths, args.warmup, args.precision, device).items()}
 
     mlm = results["unpadded"][0]
     timed = batches[args.warmup:]
     tokens = statistics.median([sum(int(cu[-1]) for cu in cus) for _, cus in timed])
     flops = statistics.median([model_flops(mlm, cus, args.mask_rate) for _, cus in timed])
-    peak, peak_source = peak_flops(args, device)
+    peak, peak_source = peak_flops(device, args.peak_tflops)
     fill = tokens / (args.rows * args.seq_len)
     docs = statistics.mean(len(cu) - 1 for _, cus in timed for cu in cus)
     print(f"torch {torch.__version__}{' compiled' if args.compile else ''}, {args.device} ({torch.get_num_threads()} threads), {args.precision}, "

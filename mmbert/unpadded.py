@@ -359,11 +359,13 @@ def _pair_order(heads: int, dim: int, device: torch.device) -> torch.Tensor:
     """Rows of Wqkv reordered so that each head's query and key dimensions j and dim/2 + j lie
     side by side (value rows unchanged). A query and a key permuted alike have the same dot
     product, so attention is unchanged, and RoPE's rotate-half pairs become adjacent: one
-    complex multiply per pair, in place."""
-    half = torch.arange(dim // 2, device=device)
-    within = torch.stack((half, half + dim // 2), dim=1).flatten()  # 0, dim/2, 1, dim/2 + 1, ...
-    heads_at = torch.arange(2 * heads, device=device)[:, None] * dim
-    return torch.cat(((heads_at + within).flatten(), torch.arange(2 * heads * dim, 3 * heads * dim, device=device)))
+    complex multiply per pair, in place. Cached, so built outside inference mode: an inference
+    tensor would fail a later training pass of the same process."""
+    with torch.inference_mode(False):
+        half = torch.arange(dim // 2, device=device)
+        within = torch.stack((half, half + dim // 2), dim=1).flatten()  # 0, dim/2, 1, dim/2 + 1, ...
+        heads_at = torch.arange(2 * heads, device=device)[:, None] * dim
+        return torch.cat(((heads_at + within).flatten(), torch.arange(2 * heads * dim, 3 * heads * dim, device=device)))
 
 
 def _rope(rotary: Any, layer_type: str, positions: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ import torch
 from helpers import REPO, phase_paths
 from mmbert.schedules import batch_size_at, phase_lr_at
 from mmbert.seeding import Stream, derive_seed
-from mmbert.train.loop import MaskedLMLoss, PhaseTrainer
+from mmbert.losses import MaskedLMLoss
+from mmbert.train.loop import PhaseTrainer
 from mmbert.train.optim import applied_weight_decay, build_optimizer
 
 GOLDEN_STEPS = 16
