@@ -75,6 +75,9 @@ class HubConfig(_Strict):
     detokenizer: str | None = Field(description="tokenizer of the token-id sources (ProLong: Llama 3)")
     plan_margin: Annotated[float, Field(ge=1)] = Field(
         description="files are planned to cover this multiple of a budget's estimated tokens")
+    sizes: Literal["fineweb2", "mmbert"] = Field(description=(
+        "tokens each language has, estimated before download (mmbert.mixing.sizes): 'fineweb2' from "
+        "FineWeb2's current table, 'mmbert' as the FineWeb2 mmBERT read (reconstructed from its table)"))
 
 
 class CorpusConfig(_Strict):
@@ -125,6 +128,9 @@ class PhaseData(_Strict):
         description="'all', N (the N largest languages of the corpus) or a list of codes"
     )
     temperature: Annotated[float, Field(gt=0, le=1)]
+    max_repeats: PositiveFloat | None = Field(description=(
+        "most times a language's tokens may be repeated in the phase; a language the temperature would give "
+        "more is held there and the rest is spread over the others (mmbert.mixing.allocate); null: no cap"))
     tokens: PositiveInt
     seq_len: PositiveInt
     pinned_shares: dict[str, Annotated[float, Field(gt=0, lt=1)]]

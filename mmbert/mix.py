@@ -32,7 +32,8 @@ from mmbert.mixing.pack import pack_on_ray
 from mmbert.mixing.released import take_released
 from mmbert.mixing.store import ChunkStore, ChunkStoreWriter
 from mmbert.mixing.tokenize import configure_ray_data, tokenize_corpus, tokenize_dataset
-from mmbert.schedules import active_languages, temperature_probabilities
+from mmbert.mixing.allocate import allocate
+from mmbert.schedules import active_languages
 from mmbert.seeding import Stream, derive_seed, name_key
 from mmbert.stages import write_record
 from mmbert.tokenizer import load_tokenizer, special_ids
@@ -52,7 +53,8 @@ def phase_languages(cfg: PipelineConfig, phase: str, corpus_dir: Path) -> list[s
 
 
 def sample_chunks(
-    lengths: Mapping[str, Sequence[int]], probs: dict[str, float], total_tokens: int, seed: int
+    lengths: Mapping[str, Sequence[int]], probs: dict[str, float], total_tokens: int, seed: int,
+    limits: Mapping[str, float] | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, int]]:
     """Draw chunks until the token budget is met, each language's tokens in proportion to its
     target probability. Returns the languages, the draws as (language index, chunk index)
@@ -65,7 +67,9 @@ def sample_chunks(
     language's queue starts at a random fraction of its first chunk, so a language whose
     target is below one chunk is still drawn with the right probability instead of never
     (which would inflate everyone else's share). Each language walks its chunks in a fresh
-    seeded order per pass, so a small language is repeated evenly (upsampled).
+    seeded order per pass, so a small language is repeated evenly (upsampled). A language
+    leaves the queue before a chunk would take it past its limit (`limits`: tokens, the
+    repetition cap), so the cap holds exactly, not only on average.
     """
     rng = random.Random(seed)
     langs = list(probs)
@@ -83,9 +87,12 @@ def sample_chunks(
     heapq.heapify(queue)
     lang_index, chunk_index = array("i"), array("q")
     used = 0
-    while used < total_tokens:
+    limits = limits or {}
+    while used < total_tokens and queue:
         _, order, lang = heapq.heappop(queue)
         size = next_length(lang)
+        if taken[lang] + size > limits.get(lang, float("inf")):
+            continue  # at its cap: out of the queue
         lang_index.append(order)
         chunk_index.append(orders[lang].pop())
         taken[lang] += size
@@ -139,7 +146,8 @@ class Draws:
 
 
 def corpus_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype, work: Path, cpus: int) -> Draws:
-    """The corpus's documents in the phase's languages, tokenized on Ray, temperature-sampled."""
+    """The corpus's documents in the phase's languages, tokenized on Ray, shared out by the
+    allocation rule on the tokens each language has, and drawn."""
     data = cfg.phases[phase].data
     corpus_dir = output_dir(cfg, "corpus")
     languages = phase_languages(cfg, phase, corpus_dir)
@@ -147,19 +155,34 @@ def corpus_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dty
                     ChunkStoreWriter(work, dtype), actors=cpus, progress=Progress(phase))
     store = ChunkStore(work, dtype)
     lengths = {lang: store.lengths(lang) for lang in languages}
-    sizes = {lang: int(lengths[lang].sum()) for lang in languages}
+    sizes = {lang: int(lengths[lang].sum() + 2 * len(lengths[lang])) for lang in languages}  # one pass, [CLS]/[SEP] in
     try:
-        probs = temperature_probabilities(sizes, data.temperature, data.pinned_shares)
+        plan = allocate(sizes, data.tokens, data.temperature, data.max_repeats, data.pinned_shares)
     except ValueError as exc:
-        raise ValueError(f"phases.{phase}.data.pinned_shares: {exc}") from None
+        raise ValueError(f"phases.{phase}.data: {exc}") from None
+    log_capped(phase, {lang: (plan.repeats(lang), sizes[lang]) for lang in plan.capped(data.max_repeats)},
+               data.max_repeats)
+    probs = {lang: share for lang, share in plan.shares.items() if share > 0}
+    limits = {} if data.max_repeats is None else {lang: data.max_repeats * sizes[lang] for lang in probs}
     langs, lang_index, chunk_index, taken = sample_chunks(
-        lengths, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)))
+        lengths, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)), limits=limits)
     drawn = np.fromiter((lengths[langs[li]][ci] for li, ci in zip(lang_index, chunk_index)), dtype=np.int64,
                         count=len(lang_index))
     total = sum(taken.values())
-    per_key = {lang: {"corpus_tokens": sizes[lang], "target_share": probs[lang], "tokens": taken[lang],
-                      "share": taken[lang] / total} for lang in taken}
+    per_key = {lang: {"available_tokens": sizes[lang], "budget": round(plan.budget(lang)),
+                      "target_share": plan.shares[lang], "tokens": taken[lang], "share": taken[lang] / total,
+                      "repeats": taken[lang] / sizes[lang]} for lang in taken}
     return Draws(langs, lang_index, chunk_index, drawn, len(languages), per_language=per_key)
+
+
+def log_capped(phase: str, capped: dict[str, tuple[float, float]], max_repeats: float | None) -> None:
+    """Name the languages (or source:language) held at the repetition cap, before any download."""
+    if not capped:
+        return
+    named = ", ".join(f"{key} ({have:.3g} tokens)" for key, (_, have) in list(capped.items())[:12])
+    more = f" and {len(capped) - 12} more" if len(capped) > 12 else ""
+    log.info("mix@%s: %d held at max_repeats %g (the temperature would repeat them more): %s%s", phase,
+             len(capped), max_repeats, named, more)
 
 
 def released_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype, work: Path,
@@ -192,7 +215,7 @@ def hub_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype,
     and tokenized on Ray, then drawn in proportion to the budgets."""
     data = cfg.phases[phase].data
     try:
-        languages = hub_phase_languages(data)
+        languages = hub_phase_languages(data, cfg.corpus.hub.sizes)
     except ValueError as exc:
         raise ValueError(f"phases.{phase}.data.languages: {exc}") from None
     sources = phase_hub_sources(cfg, phase, languages)
@@ -200,9 +223,12 @@ def hub_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype,
     held = {name: source.present(languages) for name, source in sources.items()
             if source.spec.language is None and name != "fineweb2"}
     try:
-        budgets = {key: n for key, n in hub_budgets(data, languages, held).items() if n > 0}
+        plan = hub_budgets(data, languages, cfg.corpus.hub.sizes, held)
     except ValueError as exc:
         raise ValueError(f"phases.{phase}.data: {exc}") from None
+    log_capped(phase, {store_key(*key): (plan.repeats(key), plan.available[key])
+                       for key in plan.capped(data.max_repeats)}, data.max_repeats)
+    budgets = {key: n for key, n in plan.tokens.items() if n > 0}
     planned = plan_files(sources, budgets, cfg.corpus.hub.plan_margin)
     estimate = download_estimate(sources, planned, cfg.runtime.download_mb_per_s)
     log.info(describe_estimate(phase, estimate, cfg.runtime.download_mb_per_s))
@@ -217,21 +243,30 @@ def hub_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype,
         raise ValueError(f"mix@{phase}: no text read for {empty[:8]} (their planned files hold no document)")
     total_budget = sum(budgets.values())
     probs = {store_key(*key): n / total_budget for key, n in budgets.items()}
+    read = {key: int(lengths[key].sum() + 2 * len(lengths[key])) for key in keys}
+    # the cap on what was read (the whole of a capped language: its budget plans every file)
+    limits = {} if data.max_repeats is None else {
+        store_key(*key): data.max_repeats * read[store_key(*key)] for key in budgets if key in plan.available}
     langs, key_index, chunk_index, taken = sample_chunks(
-        lengths, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)))
+        lengths, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)), limits=limits)
     drawn = np.fromiter((lengths[langs[k]][c] for k, c in zip(key_index, chunk_index)), dtype=np.int64,
                         count=len(key_index))
     total = sum(taken.values())
     files: dict[str, list] = {key: [] for key in keys}
     for file in planned:
         files[file.key].append(file)
-    per_key = {key: {"budget": budgets[tuple(key.split(":", 1))], "target_share": probs[key],
-                     "tokens_read": int(lengths[key].sum() + 2 * len(lengths[key])), "tokens": taken[key],
-                     "share": taken[key] / total, "files": len(files[key]), "bytes": sum(f.size for f in files[key])}
-               for key in taken}
+    per_key = {}
+    for key in taken:
+        source_lang = tuple(key.split(":", 1))
+        available = plan.available.get(source_lang)  # None: a one-language source, a whole dataset
+        per_key[key] = {"budget": budgets[source_lang], "available_tokens": available,
+                        "repeats_planned": plan.repeats(source_lang), "target_share": probs[key],
+                        "tokens_read": read[key], "tokens": taken[key], "repeats": taken[key] / read[key],
+                        "share": taken[key] / total, "files": len(files[key]), "bytes": sum(f.size for f in files[key])}
     by_language: dict[str, dict[str, float]] = {}
     for key, row in per_key.items():
-        lang = by_language.setdefault(key.split(":", 1)[1], {"tokens": 0, "share": 0.0, "target_share": 0.0})
+        lang = by_language.setdefault(key.split(":", 1)[1], {"tokens": 0, "share": 0.0, "target_share": 0.0,
+                                                               "budget": 0})
         for field in lang:
             lang[field] += row[field]
     return Draws(langs, key_index, chunk_index, drawn, len(languages), per_language=by_language, per_source=per_key)

@@ -44,7 +44,8 @@ MODULE_DATA = {
 # The corpus stage builds from the embedded sources; the hub settings change what the mix
 # stages read (where the copies lie, corpus.hub.local_dir, changes nothing).
 CORPUS_KEYS = ("corpus.sources", "corpus.eval_fraction", "corpus.min_train_chars", "corpus.split_seed")
-HUB_KEYS = ("corpus.hub.revisions", "corpus.hub.patterns", "corpus.hub.detokenizer", "corpus.hub.plan_margin")
+HUB_KEYS = ("corpus.hub.revisions", "corpus.hub.patterns", "corpus.hub.detokenizer", "corpus.hub.plan_margin",
+            "corpus.hub.sizes")
 TRAIN_PHASE_KEYS = ("init_from", "data.tokens", "data.seq_len", "mask_rate", "rope_theta_global",
                     "rope_theta_local", "lr", "batch", "weight_decay")
 RECORD_FILE = "effective_params.json"

@@ -17,7 +17,8 @@ from mmbert.config import ConfigError, parse_config
 from mmbert.corpus.hub_catalog import CATALOG
 from mmbert.corpus.hub_sources import SourceUnavailable, hub_reachable, hub_source
 from mmbert.io import read_json
-from mmbert.mixing.hub_budget import hub_budgets, subset_sizes
+from mmbert.mixing.hub_budget import hub_budgets
+from mmbert.mixing.sizes import fineweb2_tokens
 
 
 UNPINNED = {name: "e" * 40 for name, spec in CATALOG.items() if spec.revision is None}
@@ -83,14 +84,15 @@ def test_a_budget_plans_only_the_files_it_needs(tmp_path):
 def test_the_phase_budget_is_split_by_source_share_then_by_temperature():
     raw = _hub_phase_raw({"fineweb2": 0.6, "dclm": 0.3, "starcoder": 0.1})
     data = parse_config(raw).phases["pretrain"].data
-    budgets = hub_budgets(data, ["eng_Latn", "code", "fao_Latn", "tir_Ethi"])
-    fao, tir = subset_sizes()["fao_Latn"], subset_sizes()["tir_Ethi"]
+    budgets = hub_budgets(data, ["eng_Latn", "code", "fao_Latn", "tir_Ethi"], "fineweb2").tokens
+    fao, tir = fineweb2_tokens()["fao_Latn"], fineweb2_tokens()["tir_Ethi"]
     p_fao = fao**0.5 / (fao**0.5 + tir**0.5)
     assert budgets == {("dclm", "eng_Latn"): 300_000, ("starcoder", "code"): 100_000,
                        ("fineweb2", "fao_Latn"): round(600_000 * p_fao), ("fineweb2", "tir_Ethi"): round(600_000 * (1 - p_fao))}
     # a pinned language takes its share; its sources keep their ratio, the rest fill the remainder
     raw["phases"]["pretrain"]["data"]["pinned_shares"] = {"eng_Latn": 0.5}
-    pinned = hub_budgets(parse_config(raw).phases["pretrain"].data, ["eng_Latn", "code", "fao_Latn", "tir_Ethi"])
+    pinned = hub_budgets(parse_config(raw).phases["pretrain"].data, ["eng_Latn", "code", "fao_Latn", "tir_Ethi"],
+                         "fineweb2").tokens
     assert pinned[("dclm", "eng_Latn")] == 500_000
     assert pinned[("starcoder", "code")] == round(0.1 * 0.5 / 0.7 * 1_000_000)
     assert pinned[("fineweb2", "fao_Latn")] == round(0.6 * p_fao * 0.5 / 0.7 * 1_000_000)
@@ -99,7 +101,7 @@ def test_the_phase_budget_is_split_by_source_share_then_by_temperature():
 def test_a_language_no_source_provides_is_refused_before_any_work():
     raw = _hub_phase_raw({"fineweb2": 1.0})
     with pytest.raises(ValueError, match=r"\['eng_Latn'\] are provided by no source"):
-        hub_budgets(parse_config(raw).phases["pretrain"].data, ["eng_Latn", "fao_Latn"])
+        hub_budgets(parse_config(raw).phases["pretrain"].data, ["eng_Latn", "fao_Latn"], "fineweb2")
 
 
 def test_sources_must_be_known_and_sum_to_one():

@@ -73,8 +73,9 @@ def test_micro_batch_warmup_holds_each_size_equally_long():
     from mmbert.schedules import phase_steps
     from mmbert.config import PhaseConfig, PhaseData
 
-    phase = PhaseConfig(init_from=None, data=PhaseData(languages=1, temperature=1.0, tokens=40_000_000, seq_len=10,
-                                                        pinned_shares={}, released=[], sources={}),
+    data = PhaseData(languages=1, temperature=1.0, max_repeats=None, tokens=40_000_000, seq_len=10, pinned_shares={},
+                     released=[], sources={})
+    phase = PhaseConfig(init_from=None, data=data,
                         mask_rate=0.3, rope_theta_global=1e4, rope_theta_local=1e4, weight_decay=0.0,
                         lr=LRConfig(peak=1e-3, warmup_tokens=0, decay="none", decay_tokens=0, final_fraction=0.0),
                         batch=_batch(size=48, micro_batch_size=2, warmup="micro_batches", warmup_tokens=3_300_000))

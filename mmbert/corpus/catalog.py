@@ -35,7 +35,7 @@ def _hub_problems(cfg: PipelineConfig, name: str) -> list[str]:
 
     data = cfg.phases[name].data
     try:
-        hub_budgets(data, languages := hub_phase_languages(data))
+        hub_budgets(data, languages := hub_phase_languages(data, cfg.corpus.hub.sizes), cfg.corpus.hub.sizes)
     except ValueError as exc:
         return [f"phases.{name}.data: {exc}"]
     problems = []

@@ -4,31 +4,50 @@ read, so that only the files those budgets need are ever downloaded.
 `data.sources` gives each source its share of the phase's tokens (the paper's mixture
 table). A source of one language (English web, code, ...) puts its share on that language.
 A per-language source (FineWeb2, MegaWika) spreads its share over the phase's languages it
-holds by temperature, p ∝ n^τ, with n the words FineWeb2's own table counts per subset: the
-corpus mix's rule, on sizes known before the download. `pinned_shares` then fix a language's
-total share; its sources keep their relative weights, and every other language is scaled to
-fill the rest.
+holds by the project's one rule (mmbert.mixing.allocate): temperature on the tokens each
+language has (mmbert.mixing.sizes), no language beyond `data.max_repeats` times its tokens,
+the share a capped language frees given to the others. `pinned_shares` fix a language's
+total share: its one-language sources keep their relative weights, it takes no share of a
+per-language source, and every other language is scaled to fill the rest before the
+per-language sources are spread, so the cap holds on the final budgets.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mmbert.config import PhaseData
 from mmbert.corpus.hub_catalog import CATALOG
-from mmbert.corpus.paper_languages import fineweb2_subsets
-from mmbert.schedules import active_languages, temperature_probabilities
+from mmbert.mixing.allocate import allocate
+from mmbert.mixing.sizes import language_tokens
+from mmbert.schedules import active_languages
 
 Key = tuple[str, str]  # (source, language)
 
 
-def subset_sizes() -> dict[str, int]:
-    """Words per FineWeb2 subset, from FineWeb2's own table (no download)."""
-    return {subset: int(row["words"]) for subset, row in fineweb2_subsets().items() if row["words"].isdigit()}
+@dataclass(frozen=True)
+class HubBudgets:
+    """Tokens per (source, language), with the tokens a per-language source has of each
+    (one-language sources are whole datasets: no size, no cap)."""
+
+    tokens: dict[Key, int]
+    available: dict[Key, float]
+
+    def repeats(self, key: Key) -> float | None:
+        have = self.available.get(key)
+        return self.tokens[key] / have if have else None
+
+    def capped(self, max_repeats: float | None) -> list[Key]:
+        if max_repeats is None:
+            return []
+        held = [key for key in self.available if (self.repeats(key) or 0) >= max_repeats * (1 - 1e-6)]
+        return sorted(held, key=lambda key: (-(self.repeats(key) or 0), key))
 
 
-def hub_language_sizes(sources: list[str]) -> dict[str, int]:
+def hub_language_sizes(sources: list[str], table: str) -> dict[str, float]:
     """Every language the sources can provide, with a size for ranking ('N largest'): a
     one-language source's language ranks first (it is fed by a whole dataset)."""
-    sizes = subset_sizes() if any(CATALOG[s].language is None for s in sources) else {}
+    sizes = dict(language_tokens(table)) if any(CATALOG[s].language is None for s in sources) else {}
     top = max(sizes.values(), default=0) + 1
     for name in sources:
         if (lang := CATALOG[name].language) is not None:
@@ -36,45 +55,73 @@ def hub_language_sizes(sources: list[str]) -> dict[str, int]:
     return sizes
 
 
-def hub_phase_languages(data: PhaseData) -> list[str]:
-    return active_languages(data.languages, hub_language_sizes(list(data.sources)))
+def hub_phase_languages(data: PhaseData, table: str) -> list[str]:
+    return active_languages(data.languages, hub_language_sizes(list(data.sources), table))
 
 
-def hub_budgets(data: PhaseData, languages: list[str], held: dict[str, list[str]] | None = None) -> dict[Key, int]:
-    """Tokens per (source, language) for the phase; they sum to data.tokens (± rounding).
-    `held` restricts a per-language source to the languages it has (FineWeb2's are its table's)."""
-    shares = _source_language_shares(data, languages, held or {})
-    totals: dict[str, float] = {}
-    for (_, lang), share in shares.items():
-        totals[lang] = totals.get(lang, 0.0) + share
-    missing = sorted(set(data.pinned_shares) - set(totals))
-    if missing:
-        raise ValueError(f"pinned_shares {missing}: no source of data.sources provides them")
-    free_total = sum(t for lang, t in totals.items() if lang not in data.pinned_shares)
-    free_target = 1.0 - sum(data.pinned_shares.values())
-    scale = {lang: data.pinned_shares[lang] / t if lang in data.pinned_shares else free_target / free_total
-             for lang, t in totals.items()}
-    return {key: round(share * scale[key[1]] * data.tokens) for key, share in shares.items()}
+def hub_budgets(data: PhaseData, languages: list[str], table: str,
+                held: dict[str, list[str]] | None = None) -> HubBudgets:
+    """Budgets for the phase; they sum to data.tokens (± rounding). `held` restricts a
+    per-language source to the languages it has (FineWeb2's are its table's)."""
+    sizes = language_tokens(table)
+    pools = _per_language_pools(data, languages, held or {}, sizes)
+    fixed = {(name, CATALOG[name].language): share for name, share in data.sources.items()
+             if CATALOG[name].language in set(languages)}
+    _check_covered(data, languages, fixed, pools)
+    scale = _scales(data, fixed, pools)
+    tokens: dict[Key, int] = {key: round(share * scale[key[1]] * data.tokens) for key, share in fixed.items()}
+    available: dict[Key, float] = {}
+    for name, pool in pools.items():
+        budget = data.sources[name] * scale[None] * data.tokens
+        try:
+            spread = allocate(pool, budget, data.temperature, data.max_repeats)
+        except ValueError as exc:
+            raise ValueError(f"sources.{name}: {exc}") from None
+        tokens.update({(name, lang): round(spread.budget(lang)) for lang in spread.shares})
+        available.update({(name, lang): pool[lang] for lang in spread.shares})
+    return HubBudgets(tokens, available)
 
 
-def _source_language_shares(data: PhaseData, languages: list[str], held_by: dict[str, list[str]]) -> dict[Key, float]:
-    sizes = subset_sizes()
-    chosen = set(languages)
-    shares: dict[Key, float] = {}
-    for name, share in data.sources.items():
-        lang = CATALOG[name].language
-        if lang is not None:
-            if lang in chosen:
-                shares[(name, lang)] = share
+def _per_language_pools(data: PhaseData, languages: list[str], held_by: dict[str, list[str]],
+                        sizes: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per per-language source: the phase's unpinned languages it has, with their tokens."""
+    pools = {}
+    for name in data.sources:
+        if CATALOG[name].language is not None:
             continue
         has = set(held_by.get(name, languages))
-        held = {code: sizes[code] for code in languages if code in sizes and code in has}
-        if not held:
+        pool = {code: sizes[code] for code in languages
+                if code in sizes and code in has and code not in data.pinned_shares}
+        if not pool:
             raise ValueError(f"sources.{name}: none of the phase's languages is one of its subsets")
-        for code, p in temperature_probabilities(held, data.temperature).items():
-            shares[(name, code)] = share * p
-    uncovered = sorted(chosen - {lang for _, lang in shares})
+        pools[name] = pool
+    return pools
+
+
+def _check_covered(data: PhaseData, languages: list[str], fixed: dict[Key, float],
+                   pools: dict[str, dict[str, float]]) -> None:
+    provided = {lang for _, lang in fixed} | {lang for pool in pools.values() for lang in pool}
+    missing = sorted(set(data.pinned_shares) - {lang for _, lang in fixed})
+    if missing:
+        raise ValueError(f"pinned_shares {missing}: no one-language source of data.sources provides them")
+    uncovered = sorted(set(languages) - provided)
     if uncovered:
         raise ValueError(f"languages {uncovered[:8]} are provided by no source of data.sources "
                          f"({sorted(data.sources)})")
-    return shares
+
+
+def _scales(data: PhaseData, fixed: dict[Key, float], pools: dict[str, dict[str, float]]) -> dict[str | None, float]:
+    """Multiplier of each pinned language's sources, and (key None) of everything else."""
+    raw: dict[str, float] = {}
+    for (_, lang), share in fixed.items():
+        raw[lang] = raw.get(lang, 0.0) + share
+    free_raw = sum(share for (_, lang), share in fixed.items() if lang not in data.pinned_shares)
+    free_raw += sum(data.sources[name] for name in pools)
+    if not free_raw:
+        raise ValueError(f"every source feeds a pinned language; nothing fills the other "
+                         f"{1 - sum(data.pinned_shares.values()):.3f} of the phase")
+    scale: dict[str | None, float] = {None: (1.0 - sum(data.pinned_shares.values())) / free_raw}
+    scale.update({lang: data.pinned_shares[lang] / raw[lang] for lang in data.pinned_shares})
+    for (_, lang) in fixed:
+        scale.setdefault(lang, scale[None])
+    return scale
