@@ -27,12 +27,14 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(PY) -m flows.reproduce
 
-# Every test, the slow end-to-end one included.
+# Every test, the slow end-to-end ones included, on two pytest-xdist workers: the end-to-end
+# module is one group (its pipeline is built once), the rest is spread over both.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
+# The edit-test loop: everything but the end-to-end tests.
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow"
 
 # Wheels benchmarks/gpu_check.py needs beyond a lent GPU machine's own Python 3.12 (torch,
 # transformers, numpy, pyyaml are there): carried along with the working tree, unpacked by the script.

@@ -327,20 +327,18 @@ def _modernbert(settings: dict[str, Any], vocab: int, device: Any, precision: st
     from transformers import ModernBertModel
 
     from mmbert.config import ModelConfig
-    from mmbert.modeling import build_config
+    from mmbert.modeling import build_config, random_model
 
-    torch.manual_seed(0)
-    model = ModernBertModel(build_config(ModelConfig(**settings), vocab, attn_implementation="sdpa"))
+    model = random_model(ModernBertModel, build_config(ModelConfig(**settings), vocab, attn_implementation="sdpa"), 0)
     return model.to(device, torch.bfloat16 if precision == "bf16" else torch.float32).eval()
 
 
 def _xlmr(profile: Profile, device: Any, precision: str) -> Any:
     import torch
-    from transformers import XLMRobertaConfig, XLMRobertaModel
 
-    settings = {"vocab_size": 250002, "max_position_embeddings": 514, "type_vocab_size": 1} | profile.xlmr
-    torch.manual_seed(0)
-    model = XLMRobertaModel(XLMRobertaConfig(**settings, attn_implementation="sdpa"))
+    from mmbert.bench import xlmr_base
+
+    model = xlmr_base(0, **profile.xlmr)
     return model.to(device, torch.bfloat16 if precision == "bf16" else torch.float32).eval()
 
 

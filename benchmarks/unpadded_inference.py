@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-from mmbert.bench import FIRST_REGULAR_ID, UNPADDED, batches, prepared
-from mmbert.modeling import architecture, build_config
+from mmbert.bench import FIRST_REGULAR_ID, UNPADDED, batches, prepared, xlmr_base
+from mmbert.modeling import architecture, build_config, random_model
 
 
 def lengths_for(kind: str, args: argparse.Namespace) -> np.ndarray:
@@ -74,14 +74,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from transformers import ModernBertModel, XLMRobertaConfig, XLMRobertaModel
+    from transformers import ModernBertModel
 
     arch, vocab = architecture(args.architecture)
-    torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    modernbert = ModernBertModel(build_config(arch, vocab, attn_implementation=args.padded_attention)).eval().to(device)
-    xlmr = XLMRobertaModel(XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514, type_vocab_size=1,
-                                            attn_implementation="sdpa")).eval().to(device)
+    config = build_config(arch, vocab, attn_implementation=args.padded_attention)
+    modernbert = random_model(ModernBertModel, config, args.seed).eval().to(device)
+    xlmr = xlmr_base(args.seed).eval().to(device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} threads"
     print(f"torch {torch.__version__}, {where}, {args.precision}, unpadded backend {args.backend}, padded "
           f"{args.padded_attention}, {args.architecture} "

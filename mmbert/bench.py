@@ -31,20 +31,27 @@ UNPADDED = ":unpadded"
 
 
 def reference_model(name: str, cfg: PipelineConfig) -> torch.nn.Module:
-    from transformers import AutoModel, XLMRobertaConfig, XLMRobertaModel
+    from transformers import AutoModel, ModernBertModel
 
-    from mmbert.modeling import architecture, build_config
+    from mmbert.modeling import architecture, build_config, random_model
 
     name = name.removesuffix(UNPADDED)
     if name == "merged":
         return AutoModel.from_pretrained(output_dir(cfg, "merge", "model"), attn_implementation="sdpa")
     if name == "xlmr-base":
-        return XLMRobertaModel(XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514,
-                                                type_vocab_size=1, attn_implementation="sdpa"))
+        return xlmr_base(cfg.seed)
     arch, vocab = architecture(name)
-    from transformers import ModernBertModel
+    return random_model(ModernBertModel, build_config(arch, vocab, attn_implementation="sdpa"), cfg.seed)
 
-    return ModernBertModel(build_config(arch, vocab, attn_implementation="sdpa"))
+
+def xlmr_base(seed: int, **overrides: Any) -> torch.nn.Module:
+    """XLM-R base with random weights (no download), the paper's reference encoder."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from mmbert.modeling import random_model
+
+    settings = {"vocab_size": 250002, "max_position_embeddings": 514, "type_vocab_size": 1} | overrides
+    return random_model(XLMRobertaModel, XLMRobertaConfig(**settings, attn_implementation="sdpa"), seed)
 
 
 def document_lengths(cfg: BenchConfig, scenario: str, max_length: int, seed: int) -> np.ndarray:

@@ -37,7 +37,10 @@ def run_dvc_stage(stage: str, repo_dir: str, output_dir: str = "outputs", ray_ad
                   force: bool = False) -> str:
     """`dvc repro --single-item STAGE`; returns 'ran' or 'up to date'."""
     logger = get_run_logger()
-    command = [sys.executable, "-m", "dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
+    # stages of a wave run at once; each waits for the others' hold on DVC's repository lock
+    # (held while dvc.lock is written) instead of failing at once
+    command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage] + (
+        ["--force"] if force else [])
     logger.info("$ %s", " ".join(command[2:]))
     progress_id = None
     skipped = False

@@ -46,6 +46,7 @@ def tiny_run(tmp_path_factory):
     return json.loads((out / "report" / "gpu_check.json").read_text()), (out / "report" / "gpu_check.md").read_text()
 
 
+@pytest.mark.slow  # the script as a whole: about a minute on two cores
 def test_parity_rows_per_backend_and_precision(tiny_run):
     result, _ = tiny_run
     rows = {(r["backend"], r["precision"]): r for r in result["parity"]}
@@ -56,6 +57,7 @@ def test_parity_rows_per_backend_and_precision(tiny_run):
     assert fp32["one_document_vs_alone"] > 0.1  # the check sees documents that attend to each other
 
 
+@pytest.mark.slow
 def test_inference_and_training_rows(tiny_run):
     result, markdown = tiny_run
     sizes = result["sizes"]

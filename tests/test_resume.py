@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,13 +128,14 @@ def _kill_driver(dvc_proc: subprocess.Popen) -> None:
 def test_killed_driver_resumes_to_the_straight_run(tmp_path):
     from tasks.ray_head import local_ray_cluster
 
-    killed, straight = copy_repo(tmp_path / "killed", "micro"), copy_repo(tmp_path / "straight", "micro")
+    killed = copy_repo(tmp_path / "killed", "micro")
     env = dict(os.environ, MMBERT_RAY_TMP=f"/tmp/mmbert-ray-resume-{os.getpid()}")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     with local_ray_cluster() as head:
         env.update({"RAY_ADDRESS": head.address, **head.auth})
-        for repo in (killed, straight):
-            _dvc(repo, env, "mix@pretrain")
+        _dvc(killed, env, "mix@pretrain")
+        # the straight run's repo: the same inputs, as DVC recorded them (its cache and lock included)
+        straight = Path(shutil.copytree(killed, tmp_path / "straight", symlinks=True))
         proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item", "train@pretrain"], cwd=killed,
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_checkpoint(killed, proc, timeout=300)

@@ -140,22 +140,33 @@ def committed_repo(tmp_path_factory) -> Path:
     return repo
 
 
-@pytest.mark.slow  # about 100 s: one `dvc status` per params key
-def test_each_key_makes_exactly_its_stages_stale(committed_repo):
+SHARDS = 4  # one `dvc status` per params key, ~1 s each: the keys in shards that xdist spreads
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_each_key_makes_exactly_its_stages_stale(committed_repo, shard):
     path = committed_repo / "params.yaml"
     original = path.read_text()
     params = yaml.safe_load(original)
+    keys = leaf_keys(params)[shard::SHARDS]
     wrong = {}
     with chdir(committed_repo):
-        _flip_each(path, original, params, wrong)
+        _flip_each(path, original, params, keys, wrong)
     assert not wrong, yaml.safe_dump(wrong)
 
 
-def _flip_each(path: Path, original: str, params: dict, wrong: dict) -> None:
+def test_the_shards_cover_every_key():
+    keys = leaf_keys(yaml.safe_load((REPO / "params.yaml").read_text()))
+    shards = [keys[shard::SHARDS] for shard in range(SHARDS)]
+    assert sorted(k for shard in shards for k in shard) == sorted(keys) and all(shards)
+
+
+def _flip_each(path: Path, original: str, params: dict, keys: list[str], wrong: dict) -> None:
     from dvc.repo import Repo
 
     try:
-        for key in leaf_keys(params):
+        for key in keys:
             changed = yaml.safe_load(original)
             _set(changed, key, flipped(_get(params, key)))
             path.write_text(yaml.safe_dump(changed, sort_keys=False))
