@@ -19,7 +19,7 @@ import yaml
 
 from helpers import copy_repo
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]  # one worker builds the pipeline once
+pytestmark = pytest.mark.slow
 SUITE_STAGES = {"eval-glue", "eval-xtreme", "eval-lowres_qa", "eval-mteb"}
 STAGES = {"corpus", "tokenizer", "merge", "eval", "bench"} | SUITE_STAGES | {
     f"{kind}@{phase}" for kind in ("mix", "train") for phase in ("pretrain", "midtrain", "decay-eng", "decay-cont", "decay-all")
