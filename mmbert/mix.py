@@ -25,14 +25,19 @@ from mmbert.chunking import ChunkRule
 from mmbert.cli import output_dir, phase_stage_parser, require_phase, run_stage
 from mmbert.config import PhaseData, PipelineConfig
 from mmbert.io import atomic_dir, read_json, write_json
-from mmbert.corpus.hub_sources import HubSource, hub_source
-from mmbert.mixing.hub_budget import hub_budgets, hub_phase_languages
-from mmbert.mixing.hub_read import describe_estimate, download_estimate, plan_files, planned_dataset, store_key
+from mmbert.mixing.allocate import allocate
+from mmbert.mixing.hub_budget import plan_hub_phase
+from mmbert.mixing.hub_read import (
+    describe_estimate,
+    download_estimate,
+    plan_files,
+    planned_dataset,
+    store_key,
+)
 from mmbert.mixing.pack import pack_on_ray
 from mmbert.mixing.released import take_released
 from mmbert.mixing.store import ChunkStore, ChunkStoreWriter
 from mmbert.mixing.tokenize import configure_ray_data, tokenize_corpus, tokenize_dataset
-from mmbert.mixing.allocate import allocate
 from mmbert.schedules import active_languages
 from mmbert.seeding import Stream, derive_seed, name_key
 from mmbert.stages import write_record
@@ -155,7 +160,8 @@ def corpus_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dty
                     ChunkStoreWriter(work, dtype), actors=cpus, progress=Progress(phase))
     store = ChunkStore(work, dtype)
     lengths = {lang: store.lengths(lang) for lang in languages}
-    sizes = {lang: int(lengths[lang].sum() + 2 * len(lengths[lang])) for lang in languages}  # one pass, [CLS]/[SEP] in
+    sizes = {lang: int(lengths[lang].sum()) for lang in languages}  # text tokens: p ∝ n^τ on the text
+    one_pass = {lang: sizes[lang] + 2 * len(lengths[lang]) for lang in languages}  # as drawn: [CLS]/[SEP] in
     try:
         plan = allocate(sizes, data.tokens, data.temperature, data.max_repeats, data.pinned_shares)
     except ValueError as exc:
@@ -163,15 +169,15 @@ def corpus_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dty
     log_capped(phase, {lang: (plan.repeats(lang), sizes[lang]) for lang in plan.capped(data.max_repeats)},
                data.max_repeats)
     probs = {lang: share for lang, share in plan.shares.items() if share > 0}
-    limits = {} if data.max_repeats is None else {lang: data.max_repeats * sizes[lang] for lang in probs}
+    limits = {} if data.max_repeats is None else {lang: data.max_repeats * one_pass[lang] for lang in probs}
     langs, lang_index, chunk_index, taken = sample_chunks(
         lengths, probs, data.tokens, seed=derive_seed(cfg.seed, Stream.MIX, name_key(phase)), limits=limits)
     drawn = np.fromiter((lengths[langs[li]][ci] for li, ci in zip(lang_index, chunk_index)), dtype=np.int64,
                         count=len(lang_index))
     total = sum(taken.values())
-    per_key = {lang: {"available_tokens": sizes[lang], "budget": round(plan.budget(lang)),
+    per_key = {lang: {"available_tokens": one_pass[lang], "budget": round(plan.budget(lang)),
                       "target_share": plan.shares[lang], "tokens": taken[lang], "share": taken[lang] / total,
-                      "repeats": taken[lang] / sizes[lang]} for lang in taken}
+                      "repeats": taken[lang] / one_pass[lang]} for lang in taken}
     return Draws(langs, lang_index, chunk_index, drawn, len(languages), per_language=per_key)
 
 
@@ -202,30 +208,11 @@ def released_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.d
     return Draws(keys, key_index, chunk_index, np.concatenate(lengths).astype(np.int64), 0, per_source=per_key)
 
 
-def phase_hub_sources(cfg: PipelineConfig, phase: str, languages: list[str]) -> dict[str, HubSource]:
-    hub = cfg.corpus.hub
-    tokenizer = hub.detokenizer
-    return {name: hub_source(name, hub.revisions, cfg.runtime.hub_dir, languages, detokenizer=tokenizer,
-                             patterns=hub.patterns)
-            for name in cfg.phases[phase].data.sources}
-
-
 def hub_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype, work: Path, cpus: int) -> Draws:
     """The phase's budgets of each hub source and language: planned files only, downloaded
     and tokenized on Ray, then drawn in proportion to the budgets."""
     data = cfg.phases[phase].data
-    try:
-        languages = hub_phase_languages(data, cfg.corpus.hub.sizes)
-    except ValueError as exc:
-        raise ValueError(f"phases.{phase}.data.languages: {exc}") from None
-    sources = phase_hub_sources(cfg, phase, languages)
-    # FineWeb2's subsets are known from its table; another per-language source is listed.
-    held = {name: source.present(languages) for name, source in sources.items()
-            if source.spec.language is None and name != "fineweb2"}
-    try:
-        plan = hub_budgets(data, languages, cfg.corpus.hub.sizes, held)
-    except ValueError as exc:
-        raise ValueError(f"phases.{phase}.data: {exc}") from None
+    languages, sources, plan = plan_hub_phase(cfg, phase, list_sources=True)
     log_capped(phase, {store_key(*key): (plan.repeats(key), plan.available[key])
                        for key in plan.capped(data.max_repeats)}, data.max_repeats)
     budgets = {key: n for key, n in plan.tokens.items() if n > 0}
@@ -263,13 +250,23 @@ def hub_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dtype,
                         "repeats_planned": plan.repeats(source_lang), "target_share": probs[key],
                         "tokens_read": read[key], "tokens": taken[key], "repeats": taken[key] / read[key],
                         "share": taken[key] / total, "files": len(files[key]), "bytes": sum(f.size for f in files[key])}
-    by_language: dict[str, dict[str, float]] = {}
+    return Draws(langs, key_index, chunk_index, drawn, len(languages), per_language=by_language(per_key),
+                 per_source=per_key)
+
+
+def by_language(per_key: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """A hub mix's per-language table: sums over its sources, the tokens its per-language sources
+    have (None: only whole-dataset sources feed it) and the most any of them is repeated."""
+    table: dict[str, dict[str, object]] = {}
     for key, row in per_key.items():
-        lang = by_language.setdefault(key.split(":", 1)[1], {"tokens": 0, "share": 0.0, "target_share": 0.0,
-                                                               "budget": 0})
-        for field in lang:
+        lang = table.setdefault(key.split(":", 1)[1], {"tokens": 0, "share": 0.0, "target_share": 0.0, "budget": 0,
+                                                       "available_tokens": None, "repeats": None})
+        for field in ("tokens", "share", "target_share", "budget"):
             lang[field] += row[field]
-    return Draws(langs, key_index, chunk_index, drawn, len(languages), per_language=by_language, per_source=per_key)
+        if row["available_tokens"] is not None:
+            lang["available_tokens"] = (lang["available_tokens"] or 0) + row["available_tokens"]
+            lang["repeats"] = max(lang["repeats"] or 0.0, row["repeats"])
+    return table
 
 
 def build_mix(cfg: PipelineConfig, phase: str, folder: Path, work: Path) -> dict[str, object]:

@@ -98,7 +98,8 @@ def temperature_probabilities(
 
 def active_languages(selection: str | int | list[str], sizes: dict[str, int]) -> list[str]:
     """The languages a phase trains on: 'all', the N largest (ties by code), the paper's
-    list of a phase ('paper:ext'), or a list."""
+    list of a phase ('paper:ext'), or a list (which may start from a paper list:
+    ['paper:decay-all', 'xyz_Latn'])."""
     ranked = sorted(sizes, key=lambda lang: (-sizes[lang], lang))
     if selection == "all":
         return ranked
@@ -108,10 +109,17 @@ def active_languages(selection: str | int | list[str], sizes: dict[str, int]) ->
         if selection > len(ranked):
             raise ValueError(f"asked for the {selection} largest languages; the corpus has {len(ranked)}")
         return ranked[:selection]
+    # a list may hold a paper selection too: the paper's languages of a phase plus your own
+    selection = list(dict.fromkeys(lang for item in selection for lang in _expand(item)))
     missing = sorted(set(selection) - set(sizes))
     if missing:
         raise ValueError(f"languages {missing} are not in the corpus")
     return list(selection)
+
+
+def _expand(item: str) -> list[str]:
+    column = paper_column(item)
+    return paper_languages(column) if column is not None else [item]
 
 
 def curriculum(cfg: PipelineConfig) -> list[dict[str, object]]:

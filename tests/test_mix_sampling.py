@@ -59,3 +59,20 @@ def test_sampling_is_deterministic():
     docs = _corpus()
     probs = {"big": 0.5, "mid": 0.3, "tiny": 0.2}
     assert sample_documents(docs, probs, 5000, seed=3) == sample_documents(docs, probs, 5000, seed=3)
+
+
+def test_the_repetition_cap_holds_exactly_and_the_rest_takes_the_share():
+    """The allocation rule's shares drawn with each language's cap as a hard limit: a capped
+    language never passes max_repeats x its tokens, even when its target sits right on it."""
+    from mmbert.mixing.allocate import allocate
+
+    docs = _corpus()
+    sizes = {lang: sum(len(d) + 2 for d in ds) for lang, ds in docs.items()}  # one pass, [CLS]/[SEP] in
+    plan = allocate(sizes, 30_000, 0.3, max_repeats=2)
+    assert plan.capped(2) == ["mid", "tiny"]  # 3600 and 20 tokens: their temperature share is over twice that
+    lengths = {lang: [len(d) for d in ds] for lang, ds in docs.items()}
+    limits = {lang: 2 * sizes[lang] for lang in sizes}
+    _, _, _, taken = sample_chunks(lengths, plan.shares, 30_000, seed=0, limits=limits)
+    assert taken["tiny"] <= 2 * sizes["tiny"] and taken["mid"] <= 2 * sizes["mid"]
+    assert taken["tiny"] >= 2 * sizes["tiny"] - (3 + 2) and taken["mid"] >= 2 * sizes["mid"] - (10 + 2)
+    assert sum(taken.values()) >= 30_000  # the big language took what the capped ones could not

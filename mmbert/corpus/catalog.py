@@ -30,22 +30,16 @@ def _unknown_hub_names(cfg: PipelineConfig) -> list[str]:
 def _hub_problems(cfg: PipelineConfig, name: str) -> list[str]:
     """A hub phase: its languages exist in its sources, every budget has a source, and every
     source has a revision and a copy to read (local, or a reachable hub)."""
-    from mmbert.corpus.hub_sources import SourceUnavailable, hub_reachable, hub_source
-    from mmbert.mixing.hub_budget import hub_budgets, hub_phase_languages
+    from mmbert.corpus.hub_sources import SourceUnavailable, hub_reachable
+    from mmbert.mixing.hub_budget import plan_hub_phase
 
-    data = cfg.phases[name].data
     try:
-        hub_budgets(data, languages := hub_phase_languages(data, cfg.corpus.hub.sizes), cfg.corpus.hub.sizes)
+        _, sources, _ = plan_hub_phase(cfg, name, list_sources=False)
     except ValueError as exc:
-        return [f"phases.{name}.data: {exc}"]
+        message = str(exc)
+        return [message if message.startswith("phases.") else f"phases.{name}.data.sources: {message}"]
     problems = []
-    for source_name in data.sources:
-        try:
-            source = hub_source(source_name, cfg.corpus.hub.revisions, cfg.runtime.hub_dir, languages,
-                                patterns=cfg.corpus.hub.patterns)
-        except ValueError as exc:
-            problems.append(f"phases.{name}.data.sources: {exc}")
-            continue
+    for source in sources.values():
         root = source.local_root()
         if (root is None or not root.is_dir()) and (why := hub_reachable()) is not None:
             problems.append(SourceUnavailable(source.unavailable_message(why)).args[0])

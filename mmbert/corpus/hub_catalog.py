@@ -35,6 +35,9 @@ class HubSpec:
     # list's path in the repository and the URL prefix that paths are relative to.
     urls_file: str | None = None
     url_root: str | None = None
+    # A per-language source's subsets as its card lists them, where known: budgets are planned
+    # on them before the source is listed (the mix stage then uses what the listing holds).
+    subsets: frozenset[str] | None = None
 
     def files_pattern(self, subset: str | None) -> str:
         return self.pattern.format(subset=subset) if self.language is None else self.pattern
@@ -48,6 +51,9 @@ class HubSpec:
 # The official data was prepared like Ettin's (JHU-CLSP/ettin-encoder-vs-decoder): Dolma v1.7
 # subsets fetched from the URLs its hub repository lists, hub datasets by their text column.
 DOLMA_ROOT = "https://olmo-data.org/dolma-v1_7/"
+# MegaWika's 50 Wikipedias (the card of hltcoe/megawika, MegaWika 1; MegaWika 2's list is unconfirmed)
+MEGAWIKA_LANGUAGES = frozenset("af ar az bn cs de en es et fa fi fr ga gl gu he hi hr id it ja ka kk km ko lt lv mk ml "
+                               "mn mr my ne nl pl ps pt ro ru si sl sv ta th tr uk ur vi xh zh".split())
 DOLMA = {"repo": "allenai/dolma", "revision": "7f48140530a023e9ea4c5cfb141160922727d4d3", "format": "jsonl",
          "urls_file": "urls/v1_7.txt", "url_root": DOLMA_ROOT}
 DOLMINO = ("allenai/dolmino-mix-1124", "a319f19eef1e257417b11ea8c30da266ae175557")
@@ -73,13 +79,19 @@ CATALOG: dict[str, HubSpec] = {spec.name: spec for spec in (
     HubSpec("books", pattern="books/*.json.gz", language=ENGLISH, tokens_per_byte=0.7, **DOLMA),
     # MegaWika 2: 50 languages by two-letter code; its file layout and a revision are
     # unconfirmed, so corpus.hub.revisions (and patterns, if the layout differs) must give them.
-    HubSpec("megawika", "jhu-clsp/megawika-2", None, "{subset}/*.jsonl", "jsonl", None, 0.35, id_field=None),
+    HubSpec("megawika", "jhu-clsp/megawika-2", None, "{subset}/*.jsonl", "jsonl", None, 0.35, id_field=None,
+            subsets=MEGAWIKA_LANGUAGES),
     # MDS of Llama 3 ids, 64K-token rows of whole documents ('indices': their boundaries),
     # one index.json per procNN-64 folder
     HubSpec("prolong-code", *PROLONG, "thestackv1_concat_by_repo-65536/*/*.mds", "mds-tokens", CODE, 0.25,
             id_field=None),
     HubSpec("prolong-textbooks", *PROLONG, "textbooks/*/*.mds", "mds-tokens", ENGLISH, 0.25, id_field=None),
 )}
+
+
+def holds(spec: HubSpec, lang: str) -> bool:
+    """Whether a per-language source is known to have `lang` (True where its list is unknown)."""
+    return spec.subsets is None or subset_name(spec, lang) in spec.subsets
 
 
 def subset_name(spec: HubSpec, lang: str) -> str:
