@@ -5,34 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from mmbert.config import ConfigError, PipelineConfig
 
 
-def dvc_phase_chain(repo_dir: Path) -> dict[str, str | None]:
-    """{phase: base phase} as declared by dvc.yaml's train stages."""
-    stages = yaml.safe_load((repo_dir / "dvc.yaml").read_text())["stages"]
-    chain = {}
-    for phase, item in stages["train"]["foreach"].items():
-        parts = Path(item["init"]).parts
-        chain[phase] = parts[-2] if parts[-1] == "model" else None
-    return chain
-
-
 def check_dvc_matches(cfg: PipelineConfig, repo_dir: Path) -> None:
-    declared = dvc_phase_chain(repo_dir)
-    configured = {name: phase.init_from for name, phase in cfg.phases.items()}
-    if declared != configured:
-        raise ConfigError(
-            f"dvc.yaml's train stages {declared} do not match params.yaml's phases.*.init_from {configured}; "
-            "edit both together"
-        )
+    """dvc.yaml must be the one params.yaml implies (its chain, fetch stages, deps)."""
+    from mmbert.dvc_yaml import render
+
+    path = repo_dir / "dvc.yaml"
+    if not path.is_file() or path.read_text(encoding="utf-8") != render(cfg):
+        raise ConfigError(f"{path} is not the pipeline params.yaml describes (phases.*.init_from, checkpoints, "
+                          "merge and eval models): run `python -m mmbert.dvc_yaml` to regenerate it")
 
 
 def stage_waves(cfg: PipelineConfig) -> list[list[str]]:
-    waves = [["corpus"], ["tokenizer"], [f"mix@{name}" for name in cfg.phases]]
-    done: set[str | None] = {None}
+    waves = [["corpus"], ["tokenizer"], [f"fetch@{name}" for name in cfg.checkpoints] + [f"mix@{name}" for name in cfg.phases]]
+    done: set[str | None] = {None, *cfg.checkpoints}
     pending = list(cfg.phases)
     while pending:
         ready = [name for name in pending if cfg.phases[name].init_from in done]

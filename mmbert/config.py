@@ -125,7 +125,8 @@ class PhaseData(_Strict):
     """What a phase trains on: which languages, how they are mixed, how much."""
 
     languages: LanguageSelection = Field(
-        description="'all', N (the N largest languages of the corpus) or a list of codes"
+        description="'all', N (the N largest languages of the corpus), 'paper:<phase>' or a list of codes (which may "
+                    "include a 'paper:<phase>' list)"
     )
     temperature: Annotated[float, Field(gt=0, le=1)]
     max_repeats: PositiveFloat | None = Field(description=(
@@ -150,7 +151,7 @@ class PhaseData(_Strict):
         total = sum(self.pinned_shares.values())
         if total >= 1:
             raise ValueError(f"pinned_shares sum to {total:.3f}; must be < 1")
-        if isinstance(self.languages, list):
+        if isinstance(self.languages, list) and not any(lang.startswith("paper:") for lang in self.languages):
             outside = sorted(set(self.pinned_shares) - set(self.languages))
             if outside:
                 raise ValueError(f"pinned_shares names {outside}, which are not in data.languages")
@@ -217,7 +218,8 @@ class BatchConfig(_Strict):
 
 
 class PhaseConfig(_Strict):
-    init_from: str | None = Field(description="the phase whose final checkpoint this starts from")
+    init_from: str | None = Field(description="the phase (or checkpoints.<name>) whose weights this starts from; "
+                                              "null: from scratch")
     data: PhaseData
     mask_rate: Annotated[float, Field(gt=0, lt=1)]
     rope_theta_global: PositiveFloat
@@ -296,12 +298,17 @@ class RuntimeConfig(_Strict):
 
     ray_address: str | None = Field(description="an existing Ray cluster; null: $RAY_ADDRESS, else a local one")
     cpus_per_worker: PositiveFloat
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(description=(
+        "how Ray places a phase's workers on the cluster's nodes (STRICT_SPREAD: one per node)"))
     torch_threads: PositiveInt
     log_every: PositiveInt
     checkpoint_every: PositiveInt
     cpus_per_trial: PositiveFloat = Field(description="CPUs a fine-tuning trial takes where the cluster has no GPU")
     stage_retries: NonNegInt = Field(description="Prefect retries of a failed stage (a retry resumes it)")
     retry_delay_seconds: NonNegInt
+    storage: str | None = Field(description=(
+        "where training checkpoints and resume records live: s3://bucket/prefix, gs://... (mmbert.storage; "
+        "AWS_ENDPOINT_URL for an S3-compatible server), a shared folder; null: output_dir/.checkpoints"))
     mix_remote: str | None = Field(
         description="object store or folder holding the mix outputs (<prefix>/<phase>); null: output_dir/mix")
     data_cache: str | None = Field(description="local cache for shards read from mix_remote")
@@ -452,6 +459,31 @@ class SuitesConfig(_Strict):
     mteb: MtebSuiteConfig
 
 
+class ExternalCheckpoint(_Strict):
+    """A model from outside the run that a phase starts from or the merge takes: a
+    transformers folder or a Composer checkpoint of the official runs, on the hub at a pinned
+    revision or on a local path. Its stage (fetch@<name>) downloads and converts it once."""
+
+    hub: str | None = Field(description="hub model repository, e.g. jhu-clsp/mmBERT-base")
+    revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")] | None = Field(
+        description="the commit of the hub repository (a pinned revision: a new one re-runs what depends on it)")
+    path: str | None = Field(description="a local transformers folder or Composer .pt file instead of the hub")
+    file: str | None = Field(description="inside the hub repository: the Composer .pt file, or the transformers "
+                                         "folder; null: the repository's root folder")
+    format: Literal["transformers", "composer"]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExternalCheckpoint:
+        if (self.hub is None) == (self.path is None):
+            raise ValueError("give exactly one of hub (a repository id, with revision) and path (a local copy)")
+        if self.hub is not None and self.revision is None:
+            raise ValueError(f"hub {self.hub!r} needs a revision: a 40-character commit (pinned, so that a re-run "
+                             "reads the same weights)")
+        if self.format == "composer" and self.hub is not None and not (self.file or "").endswith(".pt"):
+            raise ValueError("format composer on the hub needs file: the .pt checkpoint inside the repository")
+        return self
+
+
 class PipelineConfig(_Strict):
     seed: NonNegInt
     output_dir: str
@@ -466,24 +498,32 @@ class PipelineConfig(_Strict):
     eval: EvalConfig
     suites: SuitesConfig
     bench: BenchConfig
+    checkpoints: dict[str, ExternalCheckpoint] = Field(description=(
+        "external models by name (released mmBERT checkpoints, your own): a phase's init_from or the merge may "
+        "name them"))
 
     @model_validator(mode="after")
     def _phases_form_a_tree(self) -> PipelineConfig:
-        """One phase starts from scratch; every other starts from an existing phase, acyclically."""
+        """At most one phase starts from scratch; the others from a phase or an external
+        checkpoint, acyclically."""
         names = list(self.phases)
-        for name in names:
+        for name in [*names, *self.checkpoints]:
             if not PHASE_NAME.match(name):
-                raise ValueError(f"phases.{name}: a phase name is lower-case letters, digits, '-' and '_' "
-                                 "(it names DVC stages and folders)")
-        roots = [n for n in names if self.phases[n].init_from is None]
-        if len(roots) != 1:
-            extra = roots[1] if roots else names[0]
-            raise ValueError(f"phases.{extra}.init_from: missing; exactly one phase starts from scratch "
-                             f"(found {roots or 'none'}), every other names its base phase")
+                raise ValueError(f"{'phases' if name in self.phases else 'checkpoints'}.{name}: a name is lower-case "
+                                 "letters, digits, '-' and '_' (it names DVC stages and folders)")
+        both = sorted(set(names) & set(self.checkpoints))
+        if both or "merged" in self.checkpoints:
+            raise ValueError(f"checkpoints {both or ['merged']}: a checkpoint needs a name no phase (nor the merge) has")
+        scratch = [n for n in names if self.phases[n].init_from is None]
+        if len(scratch) > 1 or not (scratch or any(p.init_from in self.checkpoints for p in self.phases.values())):
+            extra = scratch[1] if len(scratch) > 1 else names[0]
+            raise ValueError(f"phases.{extra}.init_from: missing; one phase starts from scratch (found "
+                             f"{scratch or 'none'}) or from an external checkpoint, every other names its base")
         for name in names:
             base = self.phases[name].init_from
-            if base is not None and base not in names:
-                raise ValueError(f"phases.{name}.init_from: {base!r} is not a phase; expected one of {names}")
+            if base is not None and base not in names and base not in self.checkpoints:
+                raise ValueError(f"phases.{name}.init_from: {base!r} is neither a phase {names} nor a checkpoint "
+                                 f"{sorted(self.checkpoints)}")
         order = self.phase_order()
         if len(order) != len(names):
             stuck = sorted(set(names) - set(order))
@@ -524,26 +564,29 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _merge_and_eval_name_phases(self) -> PipelineConfig:
-        names = set(self.phases)
+        names = set(self.phases) | set(self.checkpoints)
         for key, ref in [("merge.base", self.merge.base)] + [
             (f"merge.models[{i}]", m) for i, m in enumerate(self.merge.models)
         ]:
             if ref not in names:
-                raise ValueError(f"{key}: {ref!r} is not a phase; expected one of {sorted(names)}")
+                raise ValueError(f"{key}: {ref!r} is neither a phase nor a checkpoint; expected one of {sorted(names)}")
         for i, m in enumerate(self.merge.models):
+            if m in self.checkpoints:
+                continue  # an external model's lineage is not known here; it is taken to branch from the base
             if self.merge.base not in self.ancestors(m):
                 raise ValueError(f"merge.models[{i}]: {m!r} does not start from merge.base {self.merge.base!r} "
                                  f"(its chain is {self.ancestors(m)})")
         for i, m in enumerate(self.eval.models):
             if m != "merged" and m not in names:
-                raise ValueError(f"eval.models[{i}]: {m!r} is neither 'merged' nor a phase {sorted(names)}")
+                raise ValueError(f"eval.models[{i}]: {m!r} is neither 'merged' nor a phase or checkpoint {sorted(names)}")
         for i, m in enumerate(self.eval.downstream_models):
             if m not in self.eval.models:
                 raise ValueError(f"eval.downstream_models[{i}]: {m!r} is not in eval.models {self.eval.models}")
         for suite in ("glue", "xtreme", "lowres_qa", "mteb"):
             for i, m in enumerate(getattr(self.suites, suite).models):
                 if m != "merged" and m not in names:
-                    raise ValueError(f"suites.{suite}.models[{i}]: {m!r} is neither 'merged' nor a phase {sorted(names)}")
+                    raise ValueError(f"suites.{suite}.models[{i}]: {m!r} is neither 'merged' nor a phase or "
+                                     f"checkpoint {sorted(names)}")
         return self
 
     def ancestors(self, phase: str) -> list[str]:
@@ -558,7 +601,8 @@ class PipelineConfig(_Strict):
         """Phases in an order where every phase comes after its base (params order kept)."""
         order: list[str] = []
         while True:
-            ready = [n for n, p in self.phases.items() if n not in order and (p.init_from is None or p.init_from in order)]
+            ready = [n for n, p in self.phases.items() if n not in order
+                     and (p.init_from is None or p.init_from in order or p.init_from in self.checkpoints)]
             if not ready:
                 return order
             order.extend(ready)

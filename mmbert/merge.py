@@ -9,6 +9,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from mmbert.checkpoints import checkpoint_dir
 from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import MergeConfig, PipelineConfig
 from mmbert.io import atomic_dir, write_json
@@ -56,11 +57,8 @@ def check_loads(folder: Path) -> int:
 
 
 def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
-    base = output_dir(cfg, "train", cfg.merge.base, "model")
-    models = [output_dir(cfg, "train", name, "model") for name in cfg.merge.models]
-    for path in [base, *models]:
-        if not path.is_dir():
-            raise SystemExit(f"error: merge needs {path}; run its training stage first")
+    base = checkpoint_dir(cfg, cfg.merge.base, "merge.base")
+    models = [checkpoint_dir(cfg, name, "merge.models") for name in cfg.merge.models]
     target = output_dir(cfg, "merge")
     with atomic_dir(target) as tmp:
         spec = ties_merge(cfg.merge, base, models, tmp / "model")

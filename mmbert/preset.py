@@ -5,10 +5,11 @@ place every setting lives (what DVC tracks is what the stages use).
     python -m mmbert.preset micro --dry-run        # print what would change
 
 A preset is the embedded default (`presets/embedded.yaml`, identical to the committed
-params.yaml) overlaid with the preset's file; `architecture: NAME` in a preset takes the
-model block and vocabulary from `presets/architectures.yaml`. Applying one keeps where the
-run goes and which cluster runs it (`output_dir`, `runtime.ray_address`), and keeps the
-comments of params.yaml.
+params.yaml), or the preset it `extends`, overlaid with the preset's file; `architecture:
+NAME` takes the model block and vocabulary from `presets/architectures.yaml`; `replace`
+lists sections the preset sets whole. Applying one keeps where the run goes and which cluster
+runs it (`output_dir`, `runtime.ray_address`), keeps the comments of params.yaml, and
+regenerates dvc.yaml beside it (mmbert.dvc_yaml): the preset's phases are DVC's chain.
 """
 
 from __future__ import annotations
@@ -43,11 +44,15 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 def preset_values(name: str) -> dict[str, Any]:
-    """Every params key as the preset sets it."""
+    """Every params key as the preset sets it: its file over the preset it `extends` (the
+    embedded default if none); the top-level sections it lists in `replace` are its own
+    whole (e.g. a preset with other phases than the default's)."""
     path = PRESETS_DIR / f"{name}.yaml"
     if not path.is_file() or name == "architectures":
         raise ConfigError(f"preset {name!r} is unknown; expected one of {available_presets()}")
     overlay = read_yaml(path) if path.read_text(encoding="utf-8").strip() else {}
+    base_name = overlay.pop("extends", None)
+    replaced = overlay.pop("replace", [])
     arch = overlay.pop("architecture", None)
     if arch is not None:
         table = read_yaml(ARCHITECTURES)
@@ -55,7 +60,10 @@ def preset_values(name: str) -> dict[str, Any]:
             raise ConfigError(f"{path}: architecture {arch!r} is not in {ARCHITECTURES}")
         overlay = deep_merge(overlay, {"model": table[arch]["model"],
                                        "tokenizer": {"vocab_size": table[arch]["vocab_size"]}})
-    return deep_merge(read_yaml(PRESETS_DIR / "embedded.yaml"), overlay)
+    base = preset_values(base_name) if base_name else read_yaml(PRESETS_DIR / "embedded.yaml")
+    for key in replaced:
+        base.pop(key, None)
+    return deep_merge(base, overlay)
 
 
 def _get(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -126,10 +134,19 @@ def apply_preset(params_path: str | Path, name: str, *, dry_run: bool = False) -
     if changes and not dry_run:
         buffer = io.StringIO()
         yaml.dump(document, buffer)
-        tmp = params_path.with_name(f".{params_path.name}.tmp")
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-        os.replace(tmp, params_path)
+        _replace_file(params_path, buffer.getvalue())
+        pipeline = params_path.parent / "dvc.yaml"
+        if pipeline.is_file():  # the chain follows the phases and checkpoints the preset names
+            from mmbert.dvc_yaml import render
+
+            _replace_file(pipeline, render(parse_config(wanted, f"preset {name}")))
     return changes
+
+
+def _replace_file(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,6 +21,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 STAGE_MODULES = {
     "corpus": "mmbert.corpus.__main__",
     "tokenizer": "mmbert.tokenizer",
+    "fetch": "mmbert.fetch",
     "mix": "mmbert.mix",
     "train": "mmbert.train.__main__",
     "merge": "mmbert.merge",
@@ -60,6 +61,8 @@ def split_stage(stage: str) -> tuple[str, str | None]:
 def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
     """The params keys a stage reads (besides output_dir, which places every stage)."""
     kind, phase = split_stage(stage)
+    if kind == "fetch":
+        return [f"checkpoints.{phase}"]
     if kind == "mix":
         return ["seed", f"phases.{phase}.data", "mix", *HUB_KEYS]
     if kind == "train":
@@ -77,7 +80,7 @@ def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
 
 def all_stages(cfg: PipelineConfig) -> list[str]:
     phases = list(cfg.phases)
-    return (["corpus", "tokenizer"] + [f"mix@{p}" for p in phases] + [f"train@{p}" for p in phases]
+    return (["corpus", "tokenizer"] + [f"fetch@{name}" for name in cfg.checkpoints] + [f"mix@{p}" for p in phases] + [f"train@{p}" for p in phases]
             + ["merge", "eval"] + [f"eval-{s}" for s in SUITES] + ["bench"])
 
 

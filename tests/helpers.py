@@ -61,3 +61,37 @@ def copy_repo(dest: Path, preset: str | None = None) -> Path:
                 ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
+
+
+def dvc_repro(repo: Path, env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`dvc repro ARGS` in `repo`, which must succeed."""
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "dvc", "repro", *args], cwd=repo, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def kill_stage_driver(dvc_proc: subprocess.Popen, module: str = "mmbert.train") -> None:
+    """SIGKILL the stage's python process under a `dvc repro` (DVC may start the command
+    through `sh -c`, which may or may not exec: match the process whose argv holds `module`)."""
+    import signal
+
+    import psutil
+
+    drivers = [p for p in psutil.Process(dvc_proc.pid).children(recursive=True) if module in p.cmdline()]
+    assert len(drivers) == 1, drivers
+    drivers[0].send_signal(signal.SIGKILL)
+    dvc_proc.wait(timeout=120)
+    assert dvc_proc.returncode != 0
+
+
+def stage_env(**extra: str) -> dict:
+    """This environment with the test interpreter's bin first on PATH (DVC runs `python`)."""
+    import os
+    import sys
+
+    env = dict(os.environ, **extra)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env

@@ -17,7 +17,7 @@ def test_committed_params_are_the_embedded_preset(repo_root):
     assert (repo_root / "params.yaml").read_bytes() == (repo_root / "mmbert" / "presets" / "embedded.yaml").read_bytes()
 
 
-@pytest.mark.parametrize("preset", ["embedded", "micro", "paper-small", "paper-base"])
+@pytest.mark.parametrize("preset", ["embedded", "micro", "paper-small", "paper-base", "custom-decay"])
 def test_every_preset_validates(preset):
     cfg = parse_config(preset_values(preset))
     if preset in ("embedded", "micro"):  # the paper presets name hub languages the embedded corpus lacks
@@ -25,7 +25,7 @@ def test_every_preset_validates(preset):
 
 
 def test_presets_are_listed():
-    assert set(available_presets()) == {"embedded", "micro", "paper-small", "paper-base"}
+    assert set(available_presets()) == {"embedded", "micro", "paper-small", "paper-base", "custom-decay"}
 
 
 def _error(raw) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from flows.plan import check_dvc_matches, dvc_phase_chain, stage_waves
+from flows.plan import check_dvc_matches, stage_waves
 from mmbert.config import ConfigError, load_config, parse_config
 
 
@@ -18,7 +18,8 @@ def _lookup(tree, dotted):
 def test_dvc_train_chain_matches_params(repo_root):
     cfg = load_config(repo_root / "params.yaml")
     check_dvc_matches(cfg, repo_root)
-    assert dvc_phase_chain(repo_root)["decay-all"] == "midtrain"
+    train = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["train"]["foreach"]
+    assert train["decay-all"] == {"init": "train/midtrain/model"} and train["pretrain"] == {"init": "tokenizer"}
 
 
 def test_mismatch_is_reported(repo_root, raw_params):

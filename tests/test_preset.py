@@ -73,7 +73,7 @@ def test_each_stage_records_the_params_values_key_by_key(preset):
     records hold every key: an edit of any key changes some stage's recorded configuration."""
     raw = preset_values(preset)
     cfg = parse_config(raw)
-    covered = {"output_dir"}
+    covered = {"output_dir"} | ({"checkpoints"} if not raw["checkpoints"] else set())  # none: no fetch stage
     for stage in all_stages(cfg):
         record = effective_params(cfg, stage)
         for key, value in record["params"].items():
@@ -96,3 +96,28 @@ def _leaves(tree: dict, prefix: str = "") -> list[str]:
 def _jsonable(value):
     return [_jsonable(v) for v in value] if isinstance(value, (list, tuple)) else (
         {k: _jsonable(v) for k, v in value.items()} if isinstance(value, dict) else value)
+
+
+def test_custom_decay_runs_fetch_decay_merge_eval_in_dvcs_dag(tmp_path):
+    """The preset writes its chain into dvc.yaml: the released checkpoints are fetched, the
+    decay starts from the end of mid-training, the merge takes it with the released decays."""
+    import re
+    import subprocess
+    import sys
+
+    from helpers import copy_repo
+
+    repo = copy_repo(tmp_path / "repo")
+    out = subprocess.run([sys.executable, "-m", "mmbert.preset", "custom-decay"], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout
+    assert "phases.pretrain: " in out and "(removed)" in out
+    dag = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot"], cwd=repo, capture_output=True, text=True,
+                         check=True).stdout
+    edges = set(re.findall(r'"([^"]+)" -> "([^"]+)"', dag))
+    assert {("fetch@released-ext", "train@decay-custom"), ("train@decay-custom", "merge"),
+            ("fetch@released-decay-all", "merge"), ("merge", "eval"), ("mix@decay-custom", "train@decay-custom"),
+            ("tokenizer", "fetch@released-ext")} <= edges, sorted(edges)
+    assert not any("pretrain" in a or "midtrain" in a for a, _ in edges)
+    result = subprocess.run([sys.executable, "-m", "mmbert.dvc_yaml", "--check"], cwd=repo, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr

@@ -21,12 +21,13 @@ log = logging.getLogger("mmbert.eval")
 
 def language_groups(cfg: PipelineConfig) -> dict[str, set[str]]:
     """Languages seen since pre-training, added at mid-training, seen only in a decay, and
-    never trained on (held-out text exists, but no phase sampled the language)."""
+    never trained on (held-out text exists, but no phase sampled the language). A run that
+    starts from an external checkpoint knows only its own phases' languages."""
     # A phase trained on a released mix has no per-language table: its languages are unknown.
     seen = {name: set(read_json(output_dir(cfg, "mix", name, "manifest.json")).get("per_language", {}))
             for name in cfg.phases}
     first = seen[cfg.phase_order()[0]]
-    base = seen[cfg.merge.base]
+    base = seen.get(cfg.merge.base, set())  # an external base's languages are not known here
     everything = set().union(*seen.values())
     held_out = set(read_json(output_dir(cfg, "corpus", "stats.json"))["per_language"])
     return {"pretrain": first, "midtrain": base - first, "decay_only": everything - base,

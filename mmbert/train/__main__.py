@@ -16,8 +16,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from mmbert.checkpoints import model_dir
 from mmbert.cli import output_dir, phase_stage_parser, require_phase, run_stage
 from mmbert.config import PipelineConfig
+from mmbert.external.compat import check_phase
+from mmbert.external.errors import CheckpointError
 from mmbert.io import atomic_dir, read_json, write_json
 from mmbert.stages import write_record
 from mmbert.train import cluster
@@ -34,7 +37,7 @@ def phase_paths(cfg: PipelineConfig, phase: str) -> PhasePaths:
     reads nothing beyond its declared DVC deps (its mix and its base checkpoint).
     """
     base = cfg.phases[phase].init_from
-    init_model = output_dir(cfg, "train", base, "model").resolve() if base else None
+    init_model = model_dir(cfg, base).resolve() if base else None
     paths = PhasePaths(
         mix=str(output_dir(cfg, "mix", phase).resolve()),
         tokenizer=str(init_model or output_dir(cfg, "tokenizer").resolve()),
@@ -43,6 +46,11 @@ def phase_paths(cfg: PipelineConfig, phase: str) -> PhasePaths:
     for label, path in asdict(paths).items():
         if path and not Path(path).is_dir():
             raise SystemExit(f"error: train@{phase} needs {label} at {path}; run its stage first")
+    if base in cfg.checkpoints:
+        try:
+            check_phase(cfg, phase, base, init_model)
+        except CheckpointError as exc:
+            raise SystemExit(f"error: {exc}") from None
     return paths
 
 
@@ -56,11 +64,12 @@ def fit(cfg: PipelineConfig, phase: str, paths: PhasePaths, run: ResumableRun):
     resume_from = run.prepare()
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg, "phase": phase, "paths": asdict(paths),
-                           "resume_from": str(resume_from) if resume_from else None},
+        train_loop_config={"cfg": cfg, "phase": phase, "paths": asdict(paths), "storage": run.store.uri,
+                           "resume_from": resume_from},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
-                                     resources_per_worker={"CPU": cfg.runtime.cpus_per_worker}),
-        run_config=RunConfig(name=run.name, storage_path=str(run.storage),
+                                     resources_per_worker={"CPU": cfg.runtime.cpus_per_worker},
+                                     placement_strategy=cfg.runtime.placement_strategy),
+        run_config=RunConfig(name=run.name, **run.store.ray_storage(),
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
                              failure_config=FailureConfig(max_failures=1)),
     )
@@ -97,7 +106,7 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     result = fit(cfg, phase, paths, run)
     if result.error:
         raise SystemExit(f"error: train@{phase} failed: {result.error} (run it again to continue from its last "
-                         f"checkpoint in {run.storage})")
+                         f"checkpoint in {run.store.uri})")
     target = output_dir(cfg, "train", phase)
     with atomic_dir(target) as tmp, result.checkpoint.as_directory() as checkpoint:
         shutil.copytree(Path(checkpoint) / "model", tmp / "model")

@@ -3,12 +3,16 @@ that a failed worker group restarts from the last one instead of from scratch.""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from mmbert.cli import setup_logging
+from mmbert.storage import local_copy, open_store, remove_local_copy
 from mmbert.train.loop import PhasePaths, PhaseTrainer
+
+log = logging.getLogger("mmbert.train")
 
 
 def _metrics(trainer: PhaseTrainer) -> dict[str, Any]:
@@ -17,12 +21,14 @@ def _metrics(trainer: PhaseTrainer) -> dict[str, Any]:
 
 
 def train_loop_per_worker(setup: dict[str, Any]) -> None:
+    import ray
     import ray.train
     import ray.train.torch
 
     setup_logging()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    log.info("worker rank %d of %d on node %s", rank, world, ray.get_runtime_context().get_node_id())
     trainer = PhaseTrainer(setup["cfg"], setup["phase"], PhasePaths(**setup["paths"]),
                            rank=rank, world=world, wrap=ray.train.torch.prepare_model)
     # A worker restarted within this run resumes from this run's checkpoint; a new run of a
@@ -32,7 +38,12 @@ def train_loop_per_worker(setup: dict[str, Any]) -> None:
         with resumed.as_directory() as folder:
             trainer.restore(Path(folder))
     elif setup.get("resume_from"):
-        trainer.restore(Path(setup["resume_from"]))
+        store = open_store(setup["storage"])
+        local = local_copy(store, setup["resume_from"])  # the store's folder itself where it is a disk
+        try:
+            trainer.restore(local)
+        finally:
+            remove_local_copy(store, local)
 
     def report(t: PhaseTrainer, final: bool) -> None:
         metrics = {**_metrics(t), "final": final}

@@ -7,22 +7,22 @@ new run, but only if the stage's fingerprint (params values, code, input files: 
 mmbert.stages.fingerprint) equals the one the killed run recorded. Anything else starts the
 phase from step 0: a stale checkpoint is never resumed.
 
-Layout under `<output_dir>/.checkpoints/`: `<phase>/` (Ray's storage of the current run),
-`<phase>.resume/` (the checkpoint being resumed from), `<phase>.fingerprint`.
+Layout under `<output_dir>/.checkpoints/`, or under `runtime.storage` on an object store
+(mmbert.storage): `<phase>/` (Ray's storage of the current run), `<phase>.resume/` (the
+checkpoint being resumed from), `<phase>.fingerprint`.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmbert.cli import output_dir
 from mmbert.config import PipelineConfig
 from mmbert.stages import fingerprint
+from mmbert.storage import Store, open_store
 from mmbert.train.loop import PhasePaths
-from mmbert.train.state import checkpoint_step
 
 log = logging.getLogger("mmbert.train")
 def input_files(paths: PhasePaths) -> list[Path]:
@@ -34,59 +34,61 @@ def input_files(paths: PhasePaths) -> list[Path]:
 
 @dataclass
 class ResumableRun:
-    storage: Path
+    store: Store
     name: str
     fingerprint: str
     resumed_step: int | None = field(default=None)
 
     @classmethod
     def for_phase(cls, cfg: PipelineConfig, phase: str, paths: PhasePaths) -> ResumableRun:
-        storage = output_dir(cfg, ".checkpoints").resolve()
-        return cls(storage, phase, fingerprint(cfg, f"train@{phase}", input_files(paths)))
+        return cls(state_store(cfg), phase, fingerprint(cfg, f"train@{phase}", input_files(paths)))
 
     @property
-    def run_dir(self) -> Path:
-        return self.storage / self.name
+    def run_dir(self) -> str:
+        return self.store.path(self.name)
 
     @property
-    def resume_dir(self) -> Path:
-        return self.storage / f"{self.name}.resume"
+    def resume_dir(self) -> str:
+        return self.store.path(f"{self.name}.resume")
 
     @property
-    def fingerprint_file(self) -> Path:
-        return self.storage / f"{self.name}.fingerprint"
+    def fingerprint_file(self) -> str:
+        return self.store.path(f"{self.name}.fingerprint")
 
-    def _newest_checkpoint(self) -> tuple[int, Path] | None:
-        found = [(checkpoint_step(p), p) for p in self.run_dir.glob("checkpoint_*") if p.is_dir()]
-        if self.resume_dir.is_dir():
-            found.append((checkpoint_step(self.resume_dir), self.resume_dir))
+    def _newest_checkpoint(self) -> tuple[int, str] | None:
+        found = [(self.store.checkpoint_step(p), p) for p in self.store.dirs(self.run_dir, "checkpoint_")]
+        if self.store.exists(self.resume_dir):
+            found.append((self.store.checkpoint_step(self.resume_dir), self.resume_dir))
         complete = [(step, path) for step, path in found if step is not None]
         return max(complete, key=lambda item: item[0]) if complete else None
 
-    def prepare(self) -> Path | None:
+    def prepare(self) -> str | None:
         """Clear the storage for a new Ray run; return the checkpoint to resume from, if any."""
-        self.storage.mkdir(parents=True, exist_ok=True)
-        recorded = self.fingerprint_file.read_text().strip() if self.fingerprint_file.exists() else None
+        recorded = (self.store.read_text(self.fingerprint_file) or "").strip() or None
         newest = self._newest_checkpoint() if recorded == self.fingerprint else None
         if newest and newest[1] != self.resume_dir:
-            # A move, not a copy: the run folder is cleared next, and at scale a checkpoint is GBs.
-            shutil.rmtree(self.resume_dir, ignore_errors=True)
-            newest[1].rename(self.resume_dir)
+            # A move, not a copy, on a disk: the run folder is cleared next, and at scale a
+            # checkpoint is GBs (an object store has no rename: there it is copied once).
+            self.store.move_dir(newest[1], self.resume_dir)
         if newest:
             self.resumed_step = newest[0]
             log.info("train@%s: continuing from step %d, the last checkpoint of an interrupted run with the same "
-                     "inputs, params and code", self.name, newest[0])
+                     "inputs, params and code (%s)", self.name, newest[0], self.store.uri)
         else:
             if recorded is not None and recorded != self.fingerprint:
                 log.info("train@%s: inputs, params or code changed since the interrupted run; starting afresh",
                          self.name)
-            shutil.rmtree(self.resume_dir, ignore_errors=True)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        self.fingerprint_file.write_text(self.fingerprint + "\n")
+            self.store.delete(self.resume_dir)
+        self.store.delete(self.run_dir)
+        self.store.write_text(self.fingerprint_file, self.fingerprint + "\n")
         return self.resume_dir if newest else None
 
     def finish(self) -> None:
         """The stage's output is written: its checkpoints are no longer needed."""
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        shutil.rmtree(self.resume_dir, ignore_errors=True)
-        self.fingerprint_file.unlink(missing_ok=True)
+        for path in (self.run_dir, self.resume_dir, self.fingerprint_file):
+            self.store.delete(path)
+
+
+def state_store(cfg: PipelineConfig) -> Store:
+    """runtime.storage, or <output_dir>/.checkpoints on this machine."""
+    return open_store(cfg.runtime.storage or str(output_dir(cfg, ".checkpoints")))
