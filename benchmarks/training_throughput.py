@@ -4,10 +4,11 @@ ModernBERT (what it ran before: packed rows whose documents attend to each other
 weights and the same packed rows: full steps (masking done beforehand, forward, backward,
 AdamW step), real tokens per second, the ratio, and MFU.
 
-MFU = model FLOPs per token x tokens/s / the device's peak. Model FLOPs count what the
-document-bounded model must compute (6 x every matrix multiply's parameters, the decoder on
-masked tokens only, attention over the pairs each layer sees within its document), the same
-for both paths, so the MFU ratio is the throughput ratio. The peak is --peak-tflops, else the
+MFU = model FLOPs per token x tokens/s / the device's peak. Model FLOPs (mmbert.flops, the
+cost plan's formula) count what the document-bounded model must compute (6 x every matrix
+multiply's parameters, the decoder on masked tokens only, attention over the pairs each
+layer sees within its document), the same for both paths, so the MFU ratio is the throughput
+ratio. The peak is --peak-tflops, else the
 dense bf16 figure of a known GPU, else on a CPU the measured rate of a large fp32 matmul.
 
 Usage (repo root):
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from mmbert.config import load_config
+from mmbert.flops import training_flops
 from mmbert.masking import mask_tokens
 from mmbert.modeling import SpecialIds, architecture, build_config, compile_blocks, new_model
 from mmbert.losses import DocumentMaskedLMLoss, MaskedLMLoss
@@ -66,29 +68,13 @@ def mix_rows(args: argparse.Namespace) -> list[tuple[np.ndarray, list[np.ndarray
             for step in range(args.warmup + args.steps)]
 
 
-def attention_pairs(n: int, window: int | None) -> int:
-    """Query-key pairs of one document of n tokens, with keys within `window` each side."""
-    if window is None or window >= n:
-        return n * n
-    i = np.arange(n)
-    return int((np.minimum(n - 1, i + window) - np.maximum(0, i - window) + 1).sum())
-
-
 def model_flops(mlm: torch.nn.Module, cus: list[np.ndarray], mask_rate: float) -> float:
-    """Training FLOPs of the document-bounded model for the documents `cus` (per step)."""
-    config = mlm.config
-    tokens = sum(int(cu[-1]) for cu in cus)
+    """Training FLOPs of the document-bounded model for the documents `cus` (per step):
+    mmbert.flops, the cost plan's formula."""
+    c = mlm.config
     lengths = np.concatenate([np.diff(cu) for cu in cus])
-    matmul = sum(m.weight.numel() for name, m in mlm.named_modules()
-                 if isinstance(m, torch.nn.Linear) and not name.startswith("decoder"))
-    decoder = config.vocab_size * config.hidden_size * mask_rate
-    pairs = 0
-    for layer in mlm.model.layers:
-        sliding = getattr(layer.attn, "sliding_window", None)
-        window = None if sliding is None else sliding - 1
-        pairs += sum(attention_pairs(int(n), window) for n in lengths)
-    # QK^T and AV: 2 matmuls x 2 FLOPs per multiply-add x 3 (forward + backward)
-    return 6 * tokens * (matmul + decoder) + 12 * pairs * config.hidden_size
+    return training_flops(c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.global_attn_every_n_layers,
+                          c.local_attention, c.vocab_size, mask_rate, lengths)
 
 
 def peak_flops(device: torch.device, given_tflops: float | None = None) -> tuple[float, str]:

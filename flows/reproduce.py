@@ -30,6 +30,16 @@ def _needs_ray(waves: list[list[str]], cfg: PipelineConfig) -> bool:
                for wave in waves for stage in wave)
 
 
+def publish_plan(cfg: PipelineConfig) -> None:
+    """The run's cost plan (mmbert.plan, 8 x H100 at the assumed MFU), the flow's first artifact."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from mmbert.plan import Cluster, plan, render
+
+    create_markdown_artifact(render(plan(cfg, Cluster())), key="cost-plan",
+                             description="what this params.yaml costs on 8 x H100 (python -m mmbert.plan for others)")
+
+
 def _is_eval(stage: str) -> bool:
     return stage == "eval" or stage.startswith("eval-")
 
@@ -45,6 +55,7 @@ def reproduce_mmbert(repo_dir: str = ".", only_eval: bool = False, force_eval: b
     cfg = load_config(repo / "params.yaml")  # bad params fail here, before any stage
     check_corpus_fits(cfg, str(repo / "params.yaml"))
     check_dvc_matches(cfg, repo)
+    publish_plan(cfg)
     logger.info("params.yaml: %d phases, model hidden %d x %d layers; curriculum:", len(cfg.phases),
                 cfg.model.hidden_size, cfg.model.num_hidden_layers)
     for row in curriculum(cfg):
@@ -86,7 +97,14 @@ def main() -> None:
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting one")
     parser.add_argument("--suites", nargs="+", default=None,
                         help="with --only-eval: the evaluations to run (embedded glue xtreme lowres_qa mteb)")
+    parser.add_argument("--plan", action="store_true",
+                        help="print what the run costs on 8 x H100 (python -m mmbert.plan for another cluster); run nothing")
     args = parser.parse_args()
+    if args.plan:
+        from mmbert.plan import main as plan_main
+
+        plan_main(["--params", str(Path(args.repo) / "params.yaml")])
+        return
     try:
         reproduce_mmbert(repo_dir=args.repo, only_eval=args.only_eval, force_eval=args.force_eval,
                          ray_address=args.ray_address, suites=args.suites)
