@@ -91,7 +91,7 @@ def render(cfg: PipelineConfig) -> str:
                   stage_params(cfg, "train@${key}"), [f"{OUT}/train/${{key}}"], indent=6)
     lines += [*_foreach("train", {p: init_folder(cfg, p) for p in cfg.phases}, body), ""]
     merged = _models(cfg, [cfg.merge.base, *cfg.merge.models])
-    lines += ["  merge:", *_stage("merge", "python -m mmbert.merge", [*merged, *stage_inputs_code("merge")],
+    lines += ["  merge:", *_stage("merge", "python -m mmbert.merge", [*merged, f"{OUT}/corpus", *stage_inputs_code("merge")],
                                   stage_params(cfg, "merge"), [f"{OUT}/merge"]), ""]
     evaluated = [m for m in _models(cfg, [n for n in cfg.eval.models if n != "merged"])]
     lines += ["  eval:", *_stage("eval", "python -m mmbert.evaluate",

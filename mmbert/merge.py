@@ -9,9 +9,11 @@ import logging
 import shutil
 from pathlib import Path
 
+from mmbert.cards import write_merge_card
 from mmbert.checkpoints import checkpoint_dir
 from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import MergeConfig, PipelineConfig
+from mmbert.evaluate.mlm_loss import end_of_stage_heldout
 from mmbert.io import atomic_dir, write_json
 from mmbert.stages import write_record
 
@@ -63,6 +65,10 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     with atomic_dir(target) as tmp:
         spec = ties_merge(cfg.merge, base, models, tmp / "model")
         params = check_loads(tmp / "model")
+        # the card's score: the stages' own held-out loss (train.heldout), as each phase's card has
+        heldout = end_of_stage_heldout(output_dir(cfg, "corpus"), tmp / "model", cfg.train.heldout,
+                                       cfg.runtime.torch_threads)
+        write_merge_card(cfg, models, heldout["pooled"], tmp / "model")
         write_json(tmp / "merge.json", {"base": cfg.merge.base, "models": cfg.merge.models, "mergekit": spec,
                                         "parameters": params})
         write_record(tmp, cfg, "merge")

@@ -71,6 +71,8 @@ def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
         return ["eval", "merge.base"] + [f"phases.{name}.init_from" for name in cfg.phases]
     if kind.startswith("eval-"):
         return list(SUITE_SHARED_KEYS) + [f"suites.{kind.removeprefix('eval-')}"]
+    if kind == "merge":  # its card reports the merged model's held-out loss, measured as the phases' is
+        return ["merge", "train.heldout"]
     if kind == "bench":
         return ["seed", "bench"]
     if kind == "corpus":

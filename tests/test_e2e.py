@@ -211,6 +211,11 @@ def test_outputs(pipeline):
         m = json.loads((out / "train" / phase / "metrics.json").read_text())
         assert m["tokens_per_second"] > 0 and m["steps"] > 0
         assert (out / "train" / phase / "state" / "optimizer.pt").is_file()
+    from huggingface_hub import ModelCard
+
+    for folder in [out / "merge" / "model", *(out / "train" / p / "model" for p in weights)]:
+        card = ModelCard.load(folder / "README.md")  # the hub's own parser
+        assert card.data.language and card.data.eval_results[0].metric_type == "loss", folder
     bench = json.loads((out / "bench" / "results.json").read_text())["models"]
     assert set(bench) == {"merged", "merged:unpadded", "paper-small", "paper-small:unpadded", "xlmr-base"}
     lock = yaml.safe_load((pipeline["repo"] / "dvc.lock").read_text())["stages"]

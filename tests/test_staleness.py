@@ -34,6 +34,8 @@ def expected_stages(key: str) -> set[str] | None:
         return MIX  # which revision, detokenizer and files a hub phase reads
     if head in ("corpus", "tokenizer", "bench"):
         return {head}
+    if key.startswith("train.heldout."):  # the phases' and the merge's own held-out loss
+        return TRAIN | {"merge"}
     if head in ("model", "train"):
         return TRAIN
     if head == "mix":  # how every phase's rows are cut, packed and stored

@@ -139,3 +139,14 @@ def pooled(per_language: dict[str, dict[str, float]], languages: set[str] | None
     chosen = [row for lang, row in per_language.items() if languages is None or lang in languages]
     total = sum(row["tokens"] for row in chosen)
     return sum(row["loss"] * row["tokens"] for row in chosen) / total if total else float("nan")
+
+
+def end_of_stage_heldout(corpus_dir: Path, model_dir: Path, settings: HeldoutConfig, threads: int) -> dict[str, object]:
+    """A stage's own held-out loss of the checkpoint it wrote (train.heldout: kept apart from
+    eval's), pooled and per language."""
+    from mmbert.tokenizer import load_tokenizer
+
+    torch.set_num_threads(threads)  # concurrent decay stages share the cores
+    rows = heldout_rows(corpus_dir, load_tokenizer(model_dir), settings.seq_len)
+    per_language = checkpoint_heldout_loss(model_dir, rows, settings)
+    return {"pooled": pooled(per_language), "per_language": per_language}

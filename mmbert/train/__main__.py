@@ -16,9 +16,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from mmbert.cards import write_phase_card
 from mmbert.checkpoints import model_dir
 from mmbert.cli import output_dir, phase_stage_parser, require_phase, run_stage
 from mmbert.config import PipelineConfig
+from mmbert.evaluate.mlm_loss import end_of_stage_heldout
 from mmbert.external.compat import check_phase
 from mmbert.external.errors import CheckpointError
 from mmbert.io import atomic_dir, read_json, write_json
@@ -86,18 +88,6 @@ def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
         writer.writerows(history)
 
 
-def heldout_metrics(cfg: PipelineConfig, model_dir: Path) -> dict[str, object]:
-    import torch
-
-    from mmbert.evaluate.mlm_loss import checkpoint_heldout_loss, heldout_rows, pooled
-    from mmbert.tokenizer import load_tokenizer
-
-    torch.set_num_threads(cfg.runtime.torch_threads)  # concurrent decay stages share the cores
-    rows = heldout_rows(output_dir(cfg, "corpus"), load_tokenizer(model_dir), cfg.train.heldout.seq_len)
-    per_language = checkpoint_heldout_loss(model_dir, rows, cfg.train.heldout)
-    return {"pooled": pooled(per_language), "per_language": per_language}
-
-
 def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     phase = require_phase(cfg, args.phase)
     paths = phase_paths(cfg, phase)
@@ -114,7 +104,8 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
         progress = read_json(tmp / "state" / "progress.json")
         write_loss_curve(progress["history"], tmp / "loss.tsv")
         last = [row["loss"] for row in progress["history"][-10:]]
-        heldout = heldout_metrics(cfg, tmp / "model")
+        heldout = end_of_stage_heldout(output_dir(cfg, "corpus"), tmp / "model", cfg.train.heldout,
+                                       cfg.runtime.torch_threads)
         write_json(tmp / "metrics.json", {
             "phase": phase,
             "steps": progress["step"],
@@ -127,6 +118,8 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
             "heldout_loss": heldout["pooled"],
             "heldout_per_language": heldout["per_language"],
         })
+        write_phase_card(cfg, phase, read_json(tmp / "metrics.json"), paths.init_model and Path(paths.init_model),
+                         tmp / "model")
         write_record(tmp, cfg, f"train@{phase}")
     run.finish()
     log.info("train@%s: %d steps, %d tokens, train loss %.3f, held-out loss %.3f -> %s",
