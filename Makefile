@@ -29,9 +29,15 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(PY) -m flows.reproduce
 
+# The report page's browser test runs Debian's headless Chromium and its driver (packages the
+# machine does not have until this installs them; CI runs as root).
+BROWSER := /usr/bin/chromedriver
+$(BROWSER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
 # Every test, the slow end-to-end ones included, on two pytest-xdist workers, a test file at a
 # time (the end-to-end module builds its pipeline once; loadgroup ignores xdist_group under pytest 9).
-test: $(STAMP)
+test: $(STAMP) $(BROWSER)
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # The edit-test loop: everything but the end-to-end tests.

@@ -28,7 +28,7 @@ def stage_waves(cfg: PipelineConfig) -> list[list[str]]:
         done.update(ready)
         pending = [name for name in pending if name not in ready]
     # bench last and alone: throughput measured beside another stage would measure the contention
-    waves += [["merge"], evaluation_stages(cfg, None), ["bench"]]
+    waves += [["merge"], evaluation_stages(cfg, None), ["bench"], ["report"]]
     return waves
 
 

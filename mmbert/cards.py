@@ -35,7 +35,7 @@ LINEAGE = "lineage.json"  # beside the weights: what the model has been through,
 def phase_record(cfg: PipelineConfig, phase: str, metrics: dict[str, Any]) -> dict[str, Any]:
     """One phase as a card reports it: its mixture (from its manifest), settings and compute."""
     manifest = read_json(output_dir(cfg, "mix", phase, "manifest.json"))
-    languages = manifest.get("per_language") or {}
+    languages = {lang: row for lang, row in (manifest.get("per_language") or {}).items() if row["tokens"]}
     top = sorted(languages.items(), key=lambda kv: -kv[1]["share"])[:5]
     p = cfg.phases[phase]
     source = ("hub: " + ", ".join(p.data.sources) if p.data.sources else "released mixes" if p.data.released

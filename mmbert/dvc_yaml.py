@@ -106,6 +106,10 @@ def render(cfg: PipelineConfig) -> str:
     bench_deps = [f"{OUT}/merge"] if any(m.startswith("merged") for m in cfg.bench.models) else []
     lines += ["  bench:", *_stage("bench", "python -m mmbert.bench", [*bench_deps, *stage_inputs_code("bench")],
                                   stage_params(cfg, "bench"), [f"{OUT}/bench"]), ""]
+    report_deps = [f"{OUT}/mix", *(f"{OUT}/train/{p}" for p in cfg.phases), f"{OUT}/eval", f"{OUT}/bench",
+                   f"{OUT}/suites/lowres_qa"]
+    lines += ["  report:", *_stage("report", "python -m mmbert.report", [*report_deps, *stage_inputs_code("report")],
+                                   stage_params(cfg, "report"), [f"{OUT}/report"]), ""]
     lines += _metrics_and_plots(cfg)
     return "\n".join(lines) + "\n"
 

@@ -175,9 +175,11 @@ def corpus_draws(cfg: PipelineConfig, phase: str, rule: ChunkRule, dtype: np.dty
     drawn = np.fromiter((lengths[langs[li]][ci] for li, ci in zip(lang_index, chunk_index)), dtype=np.int64,
                         count=len(lang_index))
     total = sum(taken.values())
+    # every language with a target, drawn or not (a target below one chunk may draw nothing)
     per_key = {lang: {"available_tokens": one_pass[lang], "budget": round(plan.budget(lang)),
-                      "target_share": plan.shares[lang], "tokens": taken[lang], "share": taken[lang] / total,
-                      "repeats": taken[lang] / one_pass[lang]} for lang in taken}
+                      "target_share": plan.shares[lang], "tokens": taken.get(lang, 0),
+                      "share": taken.get(lang, 0) / total, "repeats": taken.get(lang, 0) / one_pass[lang]}
+               for lang in plan.shares}
     return Draws(langs, lang_index, chunk_index, drawn, len(languages), per_language=per_key)
 
 
@@ -311,7 +313,7 @@ def build_mix(cfg: PipelineConfig, phase: str, folder: Path, work: Path) -> dict
         "vocab_size": len(tokenizer),
         "pack_tasks": written["tasks"],
         **draws.reported(),
-        "languages_sampled": len(draws.per_language or draws.per_source or {}),
+        "languages_sampled": sum(1 for row in (draws.per_language or draws.per_source or {}).values() if row["tokens"]),
         "shards": shard_listing(folder),
     }
 

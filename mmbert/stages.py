@@ -32,6 +32,7 @@ STAGE_MODULES = {
     "eval-lowres_qa": "mmbert.suites.lowres_qa",
     "eval-mteb": "mmbert.suites.embeddings",
     "bench": "mmbert.bench",
+    "report": "mmbert.report",
 }
 SUITES = ("glue", "xtreme", "lowres_qa", "mteb")
 SUITE_SHARED_KEYS = ("suites.data_dir", "suites.device", "suites.precision", "suites.compare_with")
@@ -71,6 +72,9 @@ def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
         return ["eval", "merge.base"] + [f"phases.{name}.init_from" for name in cfg.phases]
     if kind.startswith("eval-"):
         return list(SUITE_SHARED_KEYS) + [f"suites.{kind.removeprefix('eval-')}"]
+    if kind == "report":  # what it draws besides the outputs: the chain, the temperatures, the paper row
+        return (["merge.base", "suites.compare_with"] + [f"phases.{name}.init_from" for name in cfg.phases]
+                + [f"phases.{name}.data.temperature" for name in cfg.phases])
     if kind == "merge":  # its card reports the merged model's held-out loss, measured as the phases' is
         return ["merge", "train.heldout"]
     if kind == "bench":
@@ -83,7 +87,7 @@ def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
 def all_stages(cfg: PipelineConfig) -> list[str]:
     phases = list(cfg.phases)
     return (["corpus", "tokenizer"] + [f"fetch@{name}" for name in cfg.checkpoints] + [f"mix@{p}" for p in phases] + [f"train@{p}" for p in phases]
-            + ["merge", "eval"] + [f"eval-{s}" for s in SUITES] + ["bench"])
+            + ["merge", "eval"] + [f"eval-{s}" for s in SUITES] + ["bench", "report"])
 
 
 def lookup(tree: dict[str, Any], dotted: str) -> Any:

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from prefect import task
@@ -16,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.logging import get_run_logger
 
 STEP_LINE = re.compile(r"step (\d+)/(\d+)")
+TOKENS_PER_S = re.compile(r"\| ([0-9.]+) tok/s")
 SKIPPED = re.compile(r"Stage '.*' didn't change, skipping")
 
 
@@ -42,7 +44,7 @@ def run_dvc_stage(stage: str, repo_dir: str, output_dir: str = "outputs", ray_ad
     command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage] + (
         ["--force"] if force else [])
     logger.info("$ %s", " ".join(command[2:]))
-    progress_id = None
+    progress = None
     skipped = False
     with subprocess.Popen(command, cwd=repo_dir, env=stage_environment(ray_address), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
@@ -52,7 +54,7 @@ def run_dvc_stage(stage: str, repo_dir: str, output_dir: str = "outputs", ray_ad
                 continue
             logger.info(line)
             skipped = skipped or bool(SKIPPED.search(line))
-            progress_id = _track_progress(line, stage, progress_id)
+            progress = _track_progress(line, stage, progress)
         code = proc.wait()
     if code != 0:
         raise RuntimeError(f"DVC stage {stage} failed (exit {code}); its output is in this task's log")
@@ -61,16 +63,30 @@ def run_dvc_stage(stage: str, repo_dir: str, output_dir: str = "outputs", ray_ad
     return "up to date" if skipped else "ran"
 
 
-def _track_progress(line: str, stage: str, progress_id):
+def _track_progress(line: str, stage: str, progress):
+    """A progress bar per training stage on the run's page: steps done, tokens/s and the time
+    left at the rate the stage's own log reports. `progress`: (artifact id, start time, first step)."""
     match = STEP_LINE.search(line)
     if not match:
-        return progress_id
-    percent = 100.0 * int(match.group(1)) / max(1, int(match.group(2)))
-    if progress_id is None:
-        return create_progress_artifact(percent, key=f"{_artifact_key(stage)}-progress",
-                                        description=f"{stage}: optimizer steps done")
-    update_progress_artifact(progress_id, percent)
-    return progress_id
+        return progress
+    step, total = int(match.group(1)), max(1, int(match.group(2)))
+    rate = TOKENS_PER_S.search(line)
+    if progress is None:
+        progress = (create_progress_artifact(100.0 * step / total, key=f"{_artifact_key(stage)}-progress",
+                                             description=f"{stage}: optimizer steps done"), time.monotonic(), step)
+    artifact, started, first = progress
+    elapsed = time.monotonic() - started
+    left = (total - step) * elapsed / (step - first) if step > first and elapsed > 0 else None
+    description = f"{stage}: step {step}/{total}" + (f", {float(rate.group(1)):,.0f} tokens/s" if rate else "") + (
+        f", about {_duration(left)} left" if left is not None else "")
+    update_progress_artifact(artifact, 100.0 * step / total, description=description)
+    return progress
+
+
+def _duration(seconds: float) -> str:
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {sec:02d} s"
 
 
 def _publish_metrics(stage: str, outputs: Path) -> None:
@@ -90,6 +106,8 @@ def _publish_metrics(stage: str, outputs: Path) -> None:
                                                             "heldout_loss", "tokens_per_second", "wall_seconds"))
             create_markdown_artifact(f"| metric | value |\n|---|---|\n{table}\n", key=f"{_artifact_key(stage)}-metrics",
                                      description=f"{stage} summary")
+    elif stage == "report" and (outputs / "report" / "index.html").exists():
+        _publish_figures(outputs / "report")
     elif stage == "bench" and (outputs / "bench" / "results.json").exists():
         results = json.loads((outputs / "bench" / "results.json").read_text())["models"]
         rows = [f"| {name} | {s} | {r['tokens_per_second']:.0f} |" for name, entry in results.items()
@@ -97,3 +115,21 @@ def _publish_metrics(stage: str, outputs: Path) -> None:
         create_markdown_artifact("| model | scenario | tokens/s |\n|---|---|---|\n" + "\n".join(rows) + "\n",
                                  key="bench-throughput", description="inference throughput")
 
+
+
+def _publish_figures(folder: Path) -> None:
+    """The report's figures on the flow run's page: one image artifact each (the PNG inline
+    as a data: URI, so the UI shows it without a file server), and where the page lies."""
+    import base64
+
+    from prefect.artifacts import create_image_artifact
+
+    from mmbert.report import FIGURES
+
+    for name, title in FIGURES.items():
+        png = folder / f"{name}.png"
+        if png.is_file():
+            uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+            create_image_artifact(uri, key=_artifact_key(name.replace("_", "-")), description=title)
+    create_markdown_artifact(f"The run's report page (figures and result tables): `{folder / 'index.html'}`",
+                             key="report-page", description="the self-contained report page")

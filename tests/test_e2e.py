@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from helpers import copy_repo
 
 pytestmark = pytest.mark.slow
 SUITE_STAGES = {"eval-glue", "eval-xtreme", "eval-lowres_qa", "eval-mteb"}
-STAGES = {"corpus", "tokenizer", "merge", "eval", "bench"} | SUITE_STAGES | {
+STAGES = {"corpus", "tokenizer", "merge", "eval", "bench", "report"} | SUITE_STAGES | {
     f"{kind}@{phase}" for kind in ("mix", "train") for phase in ("pretrain", "midtrain", "decay-eng", "decay-cont", "decay-all")
 }
 
@@ -141,6 +142,57 @@ def test_one_task_run_per_stage(pipeline):
     start = [datetime.fromisoformat(r["start_time"]) for r in decays]
     end = [datetime.fromisoformat(r["end_time"]) for r in decays]
     assert all(e > max(start) for e in end), "the three decay runs did not overlap in time"
+
+
+def test_the_run_page_shows_the_figures(pipeline):
+    """The report stage's figures are image artifacts of the flow run (inline PNGs), and the
+    page itself holds the four figures, each drawn from this run's files."""
+    flow_run_id = _flow_run_id(pipeline["run"].stdout)
+    artifacts = _api_post(pipeline["env"]["PREFECT_API_URL"], "/artifacts/filter",
+                          {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
+    images = {a["key"]: a for a in artifacts if a["type"] == "image"}
+    assert set(images) == {"fig1-languages", "fig2-decay-languages", "fig3-throughput", "training-curves"}
+    assert all(a["data"].startswith("data:image/png;base64,") for a in images.values())
+    page = (pipeline["repo"] / "outputs" / "report" / "index.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 4 and "http" not in page.split("<h2>Results</h2>")[0]
+    assert "cost-plan" in {a["key"] for a in artifacts}
+    progress = {a["key"]: a for a in artifacts if a["type"] == "progress"}
+    bar = progress["train-pretrain-progress"]
+    assert float(bar["data"]) == 100.0 and "tokens/s" in bar["description"], bar  # a bar per training stage
+
+
+def test_the_report_page_shows_every_figure_in_a_browser(pipeline, tmp_path):
+    """index.html in Debian's headless Chromium (installed by `make test`): four figures, each
+    loaded and laid out, no script error in the console; its full-page screenshot is kept."""
+    from PIL import Image
+    from selenium import webdriver
+
+    os.environ["SE_OFFLINE"] = "true"  # selenium must not look for a driver on the network
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService("/usr/bin/chromedriver"))
+    page = pipeline["repo"] / "outputs" / "report" / "index.html"
+    try:
+        driver.set_window_size(1400, 1000)
+        driver.get(page.as_uri())
+        images = driver.execute_script("return Array.from(document.images).map(i => "
+                                       "[i.id, i.complete, i.naturalWidth, i.getBoundingClientRect().height])")
+        driver.set_window_size(1400, driver.execute_script("return document.body.scrollHeight") + 100)
+        driver.save_screenshot(str(tmp_path / "report.png"))
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    finally:
+        driver.quit()
+    assert [i[0] for i in images] == ["fig1_languages", "fig2_decay_languages", "fig3_throughput", "training_curves"]
+    assert all(complete and width > 0 and height > 100 for _, complete, width, height in images), images
+    assert not errors, errors
+    shot = Image.open(tmp_path / "report.png").convert("L")
+    assert shot.size[1] > 1000 and len(set(shot.getdata())) > 50  # not a blank page
+    shutil.copy(tmp_path / "report.png", pipeline["root"] / "report-screenshot.png")
 
 
 def test_the_models_learned(pipeline):

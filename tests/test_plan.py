@@ -45,4 +45,5 @@ def test_decays_run_in_one_wave_after_midtrain(repo_root):
     assert waves[:3] == [["corpus"], ["tokenizer"], [f"mix@{p}" for p in
                                                       ["pretrain", "midtrain", "decay-eng", "decay-cont", "decay-all"]]]
     assert waves[3:6] == [["train@pretrain"], ["train@midtrain"], ["train@decay-eng", "train@decay-cont", "train@decay-all"]]
-    assert waves[6:] == [["merge"], ["eval", "eval-glue", "eval-xtreme", "eval-lowres_qa", "eval-mteb"], ["bench"]]
+    assert waves[6:] == [["merge"], ["eval", "eval-glue", "eval-xtreme", "eval-lowres_qa", "eval-mteb"], ["bench"],
+                         ["report"]]

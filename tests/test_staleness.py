@@ -18,7 +18,7 @@ PHASES = ["pretrain", "midtrain", "decay-eng", "decay-cont", "decay-all"]
 MIX = {f"mix@{p}" for p in PHASES}
 TRAIN = {f"train@{p}" for p in PHASES}
 SUITE_STAGES = {"eval-glue", "eval-xtreme", "eval-lowres_qa", "eval-mteb"}
-EVERY = {"corpus", "tokenizer", "merge", "eval", "bench"} | MIX | TRAIN | SUITE_STAGES
+EVERY = {"corpus", "tokenizer", "merge", "eval", "bench", "report"} | MIX | TRAIN | SUITE_STAGES
 TRAIN_PHASE = ("init_from", "mask_rate", "rope_theta_global", "rope_theta_local", "weight_decay", "lr", "batch")
 
 
@@ -45,17 +45,20 @@ def expected_stages(key: str) -> set[str] | None:
     if head == "checkpoints":  # an external model's stage; none declared: no stage reads the empty section
         return {f"fetch@{parts[1]}"} if len(parts) > 1 else set()
     if head == "merge":
-        return {"merge", "eval"} if parts[1] == "base" else {"merge"}
+        return {"merge", "eval", "report"} if parts[1] == "base" else {"merge"}
     if head == "eval":
         return {"eval"}
     if head == "suites":  # a suite's own keys re-run that suite; the shared ones, every suite
+        if key == "suites.compare_with":
+            return SUITE_STAGES | {"report"}
         return {f"eval-{parts[1]}"} if f"eval-{parts[1]}" in SUITE_STAGES else SUITE_STAGES
     if head == "phases" and parts[1] in PHASES:
         phase, field = parts[1], parts[2]
         if field == "init_from":
-            return {f"train@{phase}", "eval"}
+            return {f"train@{phase}", "eval", "report"}
         if field == "data":
-            return {f"mix@{phase}"} | ({f"train@{phase}"} if parts[3] in ("tokens", "seq_len") else set())
+            extra = {"report"} if parts[3] == "temperature" else set()
+            return {f"mix@{phase}"} | extra | ({f"train@{phase}"} if parts[3] in ("tokens", "seq_len") else set())
         if field in TRAIN_PHASE:
             return {f"train@{phase}"}
     return None

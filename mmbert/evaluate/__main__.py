@@ -24,8 +24,8 @@ def language_groups(cfg: PipelineConfig) -> dict[str, set[str]]:
     never trained on (held-out text exists, but no phase sampled the language). A run that
     starts from an external checkpoint knows only its own phases' languages."""
     # A phase trained on a released mix has no per-language table: its languages are unknown.
-    seen = {name: set(read_json(output_dir(cfg, "mix", name, "manifest.json")).get("per_language", {}))
-            for name in cfg.phases}
+    seen = {name: {lang for lang, row in read_json(output_dir(cfg, "mix", name, "manifest.json"))
+                   .get("per_language", {}).items() if row["tokens"]} for name in cfg.phases}
     first = seen[cfg.phase_order()[0]]
     base = seen.get(cfg.merge.base, set())  # an external base's languages are not known here
     everything = set().union(*seen.values())
