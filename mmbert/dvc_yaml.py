@@ -115,12 +115,16 @@ def render(cfg: PipelineConfig) -> str:
 
 
 def _metrics_and_plots(cfg: PipelineConfig) -> list[str]:
+    """Each phase's DVCLive folder: its summary as metrics (`dvc exp show`), its steps as plots."""
     out = cfg.output_dir
-    losses = [f"        {out}/train/{phase}/loss.tsv: loss" for phase in cfg.phases]
-    return ["# Each phase also writes <output_dir>/train/<phase>/metrics.json (tokens/s, held-out loss per",
-            "# language); they are left out here because their per-language tables swamp `dvc metrics show`.",
-            "metrics:", f"  - {out}/eval/metrics.json", f"  - {out}/bench/results.json", "", "plots:",
-            "  - training loss:", "      template: linear", "      x: step", "      y:", *losses]
+    summaries = [f"  - {out}/train/{phase}/dvclive/metrics.json" for phase in cfg.phases]
+    losses = [f"        {out}/train/{phase}/dvclive/plots/metrics/train/loss.tsv: loss" for phase in cfg.phases]
+    lrs = [f"        {out}/train/{phase}/dvclive/plots/metrics/train/lr.tsv: lr" for phase in cfg.phases]
+    return ["# Each phase's per-step metrics and summary are DVCLive's (mmbert/train/live.py); its full",
+            "# metrics.json (held-out loss per language) is left out: the per-language table swamps the view.",
+            "metrics:", f"  - {out}/eval/metrics.json", f"  - {out}/bench/results.json", *summaries, "", "plots:",
+            "  - training loss:", "      template: linear", "      x: step", "      y:", *losses,
+            "  - learning rate:", "      template: linear", "      x: step", "      y:", *lrs]
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import html
 import logging
 from pathlib import Path
@@ -28,6 +27,7 @@ from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import PipelineConfig
 from mmbert.io import atomic_dir, read_json, write_json
 from mmbert.stages import write_record
+from mmbert.train.live import read_history
 
 log = logging.getLogger("mmbert.report")
 NAMED = 8  # languages named per phase in figure 1; the rest are grouped
@@ -206,7 +206,7 @@ def collect(cfg: PipelineConfig) -> dict[str, Any]:
 
     phases = cfg.phase_order()
     manifests = {p: read_json(output_dir(cfg, "mix", p, "manifest.json")) for p in phases}
-    logs = {p: _read_tsv(output_dir(cfg, "train", p, "loss.tsv")) for p in phases}
+    logs = {p: read_history(output_dir(cfg, "train", p, "dvclive")) for p in phases}
     metrics = {p: read_json(output_dir(cfg, "train", p, "metrics.json")) for p in phases}
     lowres_file = output_dir(cfg, "suites", "lowres_qa", "metrics.json")
     lowres = read_json(lowres_file) if lowres_file.is_file() else {}
@@ -221,11 +221,6 @@ def collect(cfg: PipelineConfig) -> dict[str, Any]:
         "fig3_throughput": throughput(read_json(output_dir(cfg, "bench", "results.json"))),
         "training_curves": training_curves(phases, {p: cfg.phases[p].init_from for p in phases}, logs, metrics),
     }
-
-
-def _read_tsv(path: Path) -> list[dict]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 DRAW = {"fig1_languages": draw_language_shares, "fig2_decay_languages": draw_decay_languages,

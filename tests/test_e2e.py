@@ -274,6 +274,23 @@ def test_outputs(pipeline):
     assert set(lock) == STAGES
 
 
+def test_dvc_reads_the_training_metrics_dvclive_wrote(pipeline):
+    """Per-step metrics through DVCLive: `dvc metrics show` has each phase's summary, `dvc plots
+    diff` each phase's loss per step, and the rank-0 worker's live log is beside the output."""
+    repo, env = pipeline["repo"], pipeline["env"]
+    shown = _run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo, env)
+    assert shown.returncode == 0, shown.stderr
+    summary = json.loads(shown.stdout)["workspace"]["data"]["outputs/train/decay-all/dvclive/metrics.json"]["data"]
+    trained = json.loads((repo / "outputs" / "train" / "decay-all" / "metrics.json").read_text())
+    assert summary["heldout_loss"] == trained["heldout_loss"] and summary["steps"] == trained["steps"]
+    plots = _run([sys.executable, "-m", "dvc", "plots", "diff", "--json"], repo, env)
+    assert plots.returncode == 0, plots.stderr
+    assert "outputs/train/pretrain/dvclive/plots/metrics/train/loss.tsv" in plots.stdout
+    live = repo / "outputs" / "train" / "pretrain.live" / "plots" / "metrics" / "train" / "loss.tsv"
+    steps = json.loads((repo / "outputs" / "train" / "pretrain" / "metrics.json").read_text())["steps"]
+    assert live.read_text().splitlines()[-1].split("\t")[0] == str(steps)  # the last step is always logged
+
+
 def test_second_repro_runs_nothing(pipeline):
     started = time.monotonic()
     result = _run([sys.executable, "-m", "dvc", "repro"], pipeline["repo"], pipeline["env"])

@@ -8,7 +8,6 @@ when it is run again with the same inputs, params and code (see mmbert.train.res
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import shutil
 import statistics
@@ -27,6 +26,7 @@ from mmbert.io import atomic_dir, read_json, write_json
 from mmbert.stages import write_record
 from mmbert.train import cluster
 from mmbert.train.loop import PhasePaths
+from mmbert.train.live import write_history
 from mmbert.train.resume import ResumableRun
 
 log = logging.getLogger("mmbert.train")
@@ -67,7 +67,8 @@ def fit(cfg: PipelineConfig, phase: str, paths: PhasePaths, run: ResumableRun):
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg, "phase": phase, "paths": asdict(paths), "storage": run.store.uri,
-                           "resume_from": resume_from},
+                           "resume_from": resume_from,
+                           "live": str(output_dir(cfg, "train", f"{phase}.live").resolve())},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.runtime.cpus_per_worker},
                                      placement_strategy=cfg.runtime.placement_strategy),
@@ -76,16 +77,6 @@ def fit(cfg: PipelineConfig, phase: str, paths: PhasePaths, run: ResumableRun):
                              failure_config=FailureConfig(max_failures=1)),
     )
     return trainer.fit()
-
-
-LOSS_COLUMNS = ["step", "tokens", "loss", "lr", "batch", "mask_rate", "weight_decay"]
-
-
-def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOSS_COLUMNS, delimiter="\t")
-        writer.writeheader()
-        writer.writerows(history)
 
 
 def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
@@ -102,7 +93,6 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
         shutil.copytree(Path(checkpoint) / "model", tmp / "model")
         shutil.copytree(Path(checkpoint) / "state", tmp / "state")
         progress = read_json(tmp / "state" / "progress.json")
-        write_loss_curve(progress["history"], tmp / "loss.tsv")
         last = [row["loss"] for row in progress["history"][-10:]]
         heldout = end_of_stage_heldout(output_dir(cfg, "corpus"), tmp / "model", cfg.train.heldout,
                                        cfg.runtime.torch_threads)
@@ -118,8 +108,11 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
             "heldout_loss": heldout["pooled"],
             "heldout_per_language": heldout["per_language"],
         })
-        write_phase_card(cfg, phase, read_json(tmp / "metrics.json"), paths.init_model and Path(paths.init_model),
-                         tmp / "model")
+        metrics = read_json(tmp / "metrics.json")
+        # the summary leaves out what differs between a resumed run and a straight one (wall time)
+        write_history(progress["history"], {key: metrics[key] for key in ("steps", "tokens", "final_train_loss",
+                                                                           "heldout_loss")}, tmp / "dvclive")
+        write_phase_card(cfg, phase, metrics, paths.init_model and Path(paths.init_model), tmp / "model")
         write_record(tmp, cfg, f"train@{phase}")
     run.finish()
     log.info("train@%s: %d steps, %d tokens, train loss %.3f, held-out loss %.3f -> %s",

@@ -157,9 +157,11 @@ class PhaseTrainer:
         return value.cpu()
 
     def run(self, *, until_step: int | None = None,
-            on_checkpoint: Callable[[PhaseTrainer, bool], None] | None = None) -> None:
+            on_checkpoint: Callable[[PhaseTrainer, bool], None] | None = None,
+            on_log: Callable[[dict[str, float]], None] | None = None) -> None:
         """Train to the end of the phase (or `until_step`), calling back every checkpoint_every
-        steps and at the end (also when a resumed run had nothing left to do)."""
+        steps and at the end (also when a resumed run had nothing left to do); rank 0 calls
+        `on_log` with each step it logs."""
         start, start_tokens = time.perf_counter(), self.progress.tokens
         every = self.cfg.runtime.checkpoint_every
         saved_at = None
@@ -170,6 +172,8 @@ class PhaseTrainer:
                 log.info("%s step %d/%d | tokens %d/%d | loss %.4f | lr %.2e | batch %d | %.0f tok/s",
                          self.name, record["step"], self.total_steps, record["tokens"], self.phase.data.tokens,
                          record["loss"], record["lr"], record["batch"], self.tokens_per_second)
+                if on_log:
+                    on_log(record)
             if on_checkpoint and (record["step"] % every == 0 or self.done):
                 on_checkpoint(self, self.done)
                 saved_at = self.progress.step

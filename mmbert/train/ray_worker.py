@@ -10,6 +10,7 @@ from typing import Any
 
 from mmbert.cli import setup_logging
 from mmbert.storage import local_copy, open_store, remove_local_copy
+from mmbert.train.live import LiveLog
 from mmbert.train.loop import PhasePaths, PhaseTrainer
 
 log = logging.getLogger("mmbert.train")
@@ -55,4 +56,5 @@ def train_loop_per_worker(setup: dict[str, Any]) -> None:
             t.save(Path(folder))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
-    trainer.run(on_checkpoint=report)
+    live = LiveLog(Path(setup["live"]), resume=bool(resumed or setup.get("resume_from"))) if rank == 0 else None
+    trainer.run(on_checkpoint=report, on_log=live)
