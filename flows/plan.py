@@ -29,6 +29,8 @@ def stage_waves(cfg: PipelineConfig) -> list[list[str]]:
         pending = [name for name in pending if name not in ready]
     # bench last and alone: throughput measured beside another stage would measure the contention
     waves += [["merge"], evaluation_stages(cfg, None), ["bench"], ["report"]]
+    if cfg.publish.enabled:  # last: a checkpoint goes out once everything about it has been measured
+        waves.append(["publish"])
     return waves
 
 

@@ -484,6 +484,26 @@ class ExternalCheckpoint(_Strict):
         return self
 
 
+class PublishConfig(_Strict):
+    """The optional publish stage: one checkpoint of the run, with its model card, to a hub
+    model repository (HF_TOKEN from the environment)."""
+
+    enabled: bool = Field(description="true adds the publish stage (after eval) to dvc.yaml and the flow")
+    model: str = Field(description="the checkpoint to upload: a phase, or merged")
+    repo_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")] | None = Field(
+        description="the hub model repository, e.g. your-org/mmbert-repro-small")
+    revision: str = Field(min_length=1, description="the branch to commit to (created if missing)")
+    private: bool = Field(description="create the repository private (an existing one keeps its visibility)")
+    dry_run: bool = Field(description="print exactly what would be uploaded, upload nothing")
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> PublishConfig:
+        if self.enabled and self.repo_id is None:
+            raise ValueError("publish.enabled is true but publish.repo_id is null: name the hub repository "
+                             "(owner/name) to upload to")
+        return self
+
+
 class PipelineConfig(_Strict):
     seed: NonNegInt
     output_dir: str
@@ -498,6 +518,7 @@ class PipelineConfig(_Strict):
     eval: EvalConfig
     suites: SuitesConfig
     bench: BenchConfig
+    publish: PublishConfig
     checkpoints: dict[str, ExternalCheckpoint] = Field(description=(
         "external models by name (released mmBERT checkpoints, your own): a phase's init_from or the merge may "
         "name them"))
@@ -582,6 +603,9 @@ class PipelineConfig(_Strict):
         for i, m in enumerate(self.eval.downstream_models):
             if m not in self.eval.models:
                 raise ValueError(f"eval.downstream_models[{i}]: {m!r} is not in eval.models {self.eval.models}")
+        if self.publish.model != "merged" and self.publish.model not in self.phases:
+            raise ValueError(f"publish.model: {self.publish.model!r} is neither 'merged' nor a phase "
+                             f"{sorted(self.phases)} (the run's own checkpoints carry its model cards)")
         for suite in ("glue", "xtreme", "lowres_qa", "mteb"):
             for i, m in enumerate(getattr(self.suites, suite).models):
                 if m != "merged" and m not in names:

@@ -110,6 +110,10 @@ def render(cfg: PipelineConfig) -> str:
                    f"{OUT}/suites/lowres_qa"]
     lines += ["  report:", *_stage("report", "python -m mmbert.report", [*report_deps, *stage_inputs_code("report")],
                                    stage_params(cfg, "report"), [f"{OUT}/report"]), ""]
+    if cfg.publish.enabled:
+        lines += ["  publish:", *_stage("publish", "python -m mmbert.publish",
+                                        [*_models(cfg, [cfg.publish.model]), *stage_inputs_code("publish")],
+                                        stage_params(cfg, "publish"), [f"{OUT}/publish"]), ""]
     lines += _metrics_and_plots(cfg)
     return "\n".join(lines) + "\n"
 

@@ -33,6 +33,7 @@ STAGE_MODULES = {
     "eval-mteb": "mmbert.suites.embeddings",
     "bench": "mmbert.bench",
     "report": "mmbert.report",
+    "publish": "mmbert.publish",  # only where publish.enabled
 }
 SUITES = ("glue", "xtreme", "lowres_qa", "mteb")
 SUITE_SHARED_KEYS = ("suites.data_dir", "suites.device", "suites.precision", "suites.compare_with")
@@ -87,7 +88,8 @@ def stage_params(cfg: PipelineConfig, stage: str) -> list[str]:
 def all_stages(cfg: PipelineConfig) -> list[str]:
     phases = list(cfg.phases)
     return (["corpus", "tokenizer"] + [f"fetch@{name}" for name in cfg.checkpoints] + [f"mix@{p}" for p in phases] + [f"train@{p}" for p in phases]
-            + ["merge", "eval"] + [f"eval-{s}" for s in SUITES] + ["bench", "report"])
+            + ["merge", "eval"] + [f"eval-{s}" for s in SUITES] + ["bench", "report"]
+            + (["publish"] if cfg.publish.enabled else []))
 
 
 def lookup(tree: dict[str, Any], dotted: str) -> Any:

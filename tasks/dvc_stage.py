@@ -114,6 +114,13 @@ def _publish_metrics(stage: str, outputs: Path) -> None:
                 for s, r in entry["scenarios"].items()]
         create_markdown_artifact("| model | scenario | tokens/s |\n|---|---|---|\n" + "\n".join(rows) + "\n",
                                  key="bench-throughput", description="inference throughput")
+    elif stage == "publish" and (outputs / "publish" / "receipt.json").exists():
+        receipt = json.loads((outputs / "publish" / "receipt.json").read_text())
+        done = receipt.get("uploaded", {}).get("commit_url") or "dry run: nothing uploaded"
+        rows = [f"| {f['path']} | {f['size']:,} | `{f['sha256'][:16]}…` |" for f in receipt["files"]]
+        create_markdown_artifact(f"{receipt['repo_id']} ({receipt['revision']}): {done}\n\n| file | bytes | sha256 |\n"
+                                 "|---|---|---|\n" + "\n".join(rows) + "\n", key="publish",
+                                 description="what the publish stage uploaded (or would)")
 
 
 
