@@ -74,6 +74,7 @@ def test_each_stage_records_the_params_values_key_by_key(preset):
     raw = preset_values(preset)
     cfg = parse_config(raw)
     covered = {"output_dir"} | ({"checkpoints"} if not raw["checkpoints"] else set())  # none: no fetch stage
+    covered |= {"publish"} if not raw["publish"]["enabled"] else set()  # off: no publish stage
     for stage in all_stages(cfg):
         record = effective_params(cfg, stage)
         for key, value in record["params"].items():
