@@ -394,7 +394,8 @@ def test_a_paper_suite_is_its_own_stage(pipeline, tmp_path):
     params["suites"]["glue"]["seeds"] = [0, 1]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = _run([sys.executable, "-m", "dvc", "repro"], repo, env, timeout=900)
-    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["eval-glue", "report"]
+    # the report draws only on the low-resource QA suite, so a GLUE setting leaves it cached
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["eval-glue"]
     metrics = json.loads((repo / "outputs" / "suites" / "glue" / "metrics.json").read_text())
     assert metrics["models"]["merged"]["sst2"]["seeds"] == 2
 
