@@ -21,11 +21,27 @@ def raw_params() -> dict:
 
 
 @pytest.fixture(scope="session")
-def micro(tmp_path_factory):
-    """The micro preset's corpus, tokenizer and pretrain/midtrain mixes, built once."""
+def micro(tmp_path_factory, worker_id):
+    """The micro preset's corpus, tokenizer and pretrain/midtrain mixes, built once per session.
+    Under pytest-xdist the first worker to need them builds them (the others wait on a file
+    lock) and each worker gets its own copy, so no test sees another worker's writes."""
+    import shutil
+
+    from filelock import FileLock
+
     from helpers import build_inputs, micro_config
 
-    out = tmp_path_factory.mktemp("micro")
-    cfg = micro_config(out)
-    build_inputs(cfg, ["pretrain", "midtrain"])
-    return cfg, out
+    own = tmp_path_factory.mktemp("micro")
+    if worker_id == "master":  # no xdist: nothing to share
+        cfg = micro_config(own)
+        build_inputs(cfg, ["pretrain", "midtrain"])
+        return cfg, own
+    session = tmp_path_factory.getbasetemp().parent  # this run's folder, shared by its workers
+    built = session / "micro-built"
+    with FileLock(str(session / "micro-built.lock")):
+        if not (built / ".complete").exists():
+            shutil.rmtree(built, ignore_errors=True)
+            build_inputs(micro_config(built), ["pretrain", "midtrain"])
+            (built / ".complete").touch()
+    shutil.copytree(built, own, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+    return micro_config(own), own
