@@ -8,6 +8,7 @@ environment only. Stopping the group (by the head's PID) stops the whole cluster
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ def free_port() -> int:
 
 
 STOP_GRACE_S = 3.0
+log = logging.getLogger("mmbert.flow")
 
 
 class RayHead:
@@ -36,6 +38,11 @@ class RayHead:
 
     def __init__(self, timeout: float) -> None:
         self.auth = closed_cluster_environment()
+        self._timeout = timeout
+        self._restarts_left = 1
+        self._start()
+
+    def _start(self) -> None:
         self.port = free_port()
         temp_dir = os.environ.get("MMBERT_RAY_TMP", DEFAULT_TEMP_DIR)
         Path(temp_dir).mkdir(parents=True, exist_ok=True)
@@ -49,19 +56,28 @@ class RayHead:
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                          env={**os.environ, **self.auth, "RAY_USAGE_STATS_ENABLED": "0"})
-        self._timeout = timeout
 
     @property
     def address(self) -> str:
+        """Ready once `ray start` reports the node up, not merely once the GCS port listens: on a
+        loaded machine the raylet can still fail its start-up after that (it waits on its agents),
+        and `ray start --block` then takes the whole head down. Such a head is started once more."""
         deadline = time.monotonic() + self._timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the Ray head exited with {self.proc.returncode}; see {self.log}")
-            with socket.socket() as s:
-                if s.connect_ex((LOOPBACK, self.port)) == 0:
-                    return f"{LOOPBACK}:{self.port}"
+                if self._restarts_left == 0:
+                    raise RuntimeError(f"the Ray head exited with {self.proc.returncode}; see {self.log}")
+                self._restarts_left -= 1
+                log.warning("the Ray head failed its start-up (exit %s; see %s); starting it once more",
+                            self.proc.returncode, self.log)
+                self._start()
+                deadline = time.monotonic() + self._timeout
+            elif "Ray runtime started." in self.log.read_text(errors="replace"):
+                with socket.socket() as s:
+                    if s.connect_ex((LOOPBACK, self.port)) == 0:
+                        return f"{LOOPBACK}:{self.port}"
             time.sleep(0.5)
-        raise RuntimeError(f"the Ray head (pid {self.proc.pid}) did not listen within {self._timeout:.0f} s; "
+        raise RuntimeError(f"the Ray head (pid {self.proc.pid}) did not start within {self._timeout:.0f} s; "
                            f"see {self.log}")
 
     def stop(self, grace: float = STOP_GRACE_S) -> None:

@@ -102,3 +102,35 @@ def test_a_stages_private_cluster_is_closed():
     assert all(ip in LOOPBACK for ip, *_ in listeners), listeners
     assert any(line.startswith("ADDRESS 127.0.0.1:") and line.endswith("token") for line in lines), lines
     time.sleep(1)
+
+
+def test_a_head_that_fails_its_start_up_is_started_once_more(monkeypatch, caplog):
+    """The GCS port free_port() chose is taken before the head binds it (the race a free port
+    leaves open; on a loaded machine the raylet's own start-up can fail the same way): `ray
+    start` exits, and the head is started once more on another port instead of leaving the
+    stages to wait on a dead cluster."""
+    import socket
+
+    import tasks.ray_head as ray_head
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port, real, calls = taken.getsockname()[1], ray_head.free_port, []
+
+    def first_taken() -> int:
+        calls.append(1)
+        return port if len(calls) == 1 else real()
+
+    monkeypatch.setattr(ray_head, "free_port", first_taken)
+    monkeypatch.setenv("MMBERT_RAY_TMP", f"/tmp/mmbert-ray-restart-{os.getpid()}")
+    try:
+        with caplog.at_level("WARNING", logger="mmbert.flow"), ray_head.local_ray_cluster() as head:
+            address = head.address
+            ran = subprocess.run([sys.executable, "-c", CONNECT.format(address=address)], capture_output=True,
+                                 text=True, timeout=180, env={**os.environ, **head.auth})
+    finally:
+        taken.close()
+    assert address != f"127.0.0.1:{port}"
+    assert "failed its start-up" in caplog.text
+    assert ran.returncode == 0 and "RAN" in ran.stdout, ran.stderr[-2000:]
