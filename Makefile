@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0 uv==0.13.9
 	# uv installs the rest in ~30 s instead of pip's ~2 min (the same versions); torch is in already,
-	# so it keeps the CPU wheel pip took from this disk.
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[dev]"
+	# so it keeps the CPU wheel pip took from this disk. --compile-bytecode writes the packages' .pyc
+	# once (~45 s): uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (as on these
+	# machines) every process (each DVC stage, Ray worker, Prefect server) would otherwise compile
+	# transformers, ray and prefect from source again, seconds of CPU each.
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -e ".[dev]"
 	# MDS reader/writer (mmbert/mds.py says why --no-deps); its real imports are in pyproject.
-	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps mosaicml-streaming==0.13.0
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --compile-bytecode mosaicml-streaming==0.13.0
 	# pip check, less the stale pins of mosaicml-streaming's metadata (transformers<5, numpy<2.2,
 	# torchvision, cloud SDKs): any other conflict fails the setup.
 	@conflicts="$$($(PY) -m pip check | grep -v -e '^mosaicml-streaming 0.13.0 ' -e '^No broken requirements' || true)"; \
