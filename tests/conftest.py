@@ -1,7 +1,14 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
+
+# Two xdist workers share two cores, and each starts stages, Ray workers and suites of its own:
+# with torch's default of one OpenMP thread per core every one of them spins threads the others
+# need (an eval stage beside two busy processes: 113 s with two threads, 45 s with one, the same
+# numbers). Set before torch is imported here; the processes the tests start inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import yaml
