@@ -9,8 +9,6 @@ import importlib
 import logging
 import sys
 
-import torch
-
 from mmbert.checkpoints import checkpoint_dir
 from mmbert.cli import output_dir, run_stage, stage_parser
 from mmbert.config import PipelineConfig
@@ -61,7 +59,6 @@ def main(cfg: PipelineConfig, args: argparse.Namespace) -> None:
     from mmbert.evaluate.mlm_loss import heldout_rows, pooled, random_init_heldout_loss
     from mmbert.tokenizer import load_tokenizer, special_ids
 
-    torch.set_num_threads(cfg.runtime.torch_threads)  # the flow runs the paper suites' stages beside it
     paths = {name: checkpoint_dir(cfg, name, "eval.models") for name in cfg.eval.models}
     corpus = output_dir(cfg, "corpus")
     tokenizer = load_tokenizer(output_dir(cfg, "tokenizer"))
