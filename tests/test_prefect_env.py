@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -16,8 +17,6 @@ def _settings(env: dict[str, str]) -> list[str]:
 
 
 def test_the_temporary_server_gets_time_to_create_its_database(tmp_path):
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     assert _settings(env) == [str(REPO / ".prefect"), "180"]
     env.update(PREFECT_HOME=str(tmp_path), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="7")
