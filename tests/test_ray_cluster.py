@@ -18,6 +18,10 @@ from helpers import REPO
 pytestmark = pytest.mark.slow
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 CONNECT = "import ray; ray.init(address='{address}'); print(ray.get(ray.remote(lambda: 'RAN').remote()))"
+# Ray retries a GCS it cannot reach (or that refuses it) 20 times, about a second each; a client
+# the test expects to be refused, or a head whose GCS already died, needs only a couple of tries.
+GCS_WAIT = "RAY_gcs_server_port_wait_time_s"
+SHORT_GCS_WAIT = {GCS_WAIT: "2"}
 
 
 def _listening(pids: set[int]) -> list[tuple[str, int, str]]:
@@ -57,8 +61,8 @@ def test_the_flows_cluster_is_closed(tmp_path):
             allowed = _client(address, dict(os.environ))  # the token is in this process's environment now
             assert allowed.returncode == 0 and "RAN" in allowed.stdout, allowed.stderr[-2000:]
             anonymous = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
-            refused = _client(address, anonymous)
-            wrong = _client(address, {**os.environ, "RAY_AUTH_TOKEN": "not-the-token"})
+            refused = _client(address, {**anonymous, **SHORT_GCS_WAIT})
+            wrong = _client(address, {**os.environ, "RAY_AUTH_TOKEN": "not-the-token", **SHORT_GCS_WAIT})
             listeners = _listening(_tree(head.proc.pid))
             token = head.auth["RAY_AUTH_TOKEN"]
             temp = Path(os.environ["MMBERT_RAY_TMP"])
@@ -116,14 +120,21 @@ def test_a_head_that_fails_its_start_up_is_started_once_more(monkeypatch, caplog
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    port, real, calls = taken.getsockname()[1], ray_head.free_port, []
+    port, real_port, real_start, starts = taken.getsockname()[1], ray_head.free_port, ray_head.RayHead._start, []
+    first_port = iter([port])
 
-    def first_taken() -> int:
-        calls.append(1)
-        return port if len(calls) == 1 else real()
+    def start(head) -> None:
+        starts.append(head)
+        # the first head's GCS dies at once on the taken port: no need to sit through Ray's
+        # retries of it; the head started once more waits as long as Ray does by default
+        if len(starts) == 1:
+            monkeypatch.setenv(GCS_WAIT, SHORT_GCS_WAIT[GCS_WAIT])
+        else:
+            monkeypatch.delenv(GCS_WAIT)
+        real_start(head)
 
-    monkeypatch.setattr(ray_head, "free_port", first_taken)
-    monkeypatch.setenv("MMBERT_RAY_TMP", f"/tmp/mmbert-ray-restart-{os.getpid()}")
+    monkeypatch.setattr(ray_head, "free_port", lambda: next(first_port, None) or real_port())
+    monkeypatch.setattr(ray_head.RayHead, "_start", start)
     try:
         with caplog.at_level("WARNING", logger="mmbert.flow"), ray_head.local_ray_cluster() as head:
             address = head.address
@@ -131,6 +142,6 @@ def test_a_head_that_fails_its_start_up_is_started_once_more(monkeypatch, caplog
                                  text=True, timeout=180, env={**os.environ, **head.auth})
     finally:
         taken.close()
-    assert address != f"127.0.0.1:{port}"
+    assert address != f"127.0.0.1:{port}" and len(starts) == 2
     assert "failed its start-up" in caplog.text
     assert ran.returncode == 0 and "RAN" in ran.stdout, ran.stderr[-2000:]
