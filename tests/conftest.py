@@ -38,17 +38,57 @@ def micro(tmp_path_factory, worker_id):
 
     from helpers import build_inputs, micro_config
 
+    phases = ["pretrain", "midtrain"]
     own = tmp_path_factory.mktemp("micro")
     if worker_id == "master":  # no xdist: nothing to share
-        cfg = micro_config(own)
-        build_inputs(cfg, ["pretrain", "midtrain"])
-        return cfg, own
-    session = tmp_path_factory.getbasetemp().parent  # this run's folder, shared by its workers
-    built = session / "micro-built"
-    with FileLock(str(session / "micro-built.lock")):
-        if not (built / ".complete").exists():
-            shutil.rmtree(built, ignore_errors=True)
-            build_inputs(micro_config(built), ["pretrain", "midtrain"])
-            (built / ".complete").touch()
-    shutil.copytree(built, own, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+        build_inputs(micro_config(own), phases)
+    else:
+        session = tmp_path_factory.getbasetemp().parent  # this run's folder, shared by its workers
+        built = session / "micro-built"
+        with FileLock(str(session / "micro-built.lock")):
+            if not (built / ".complete").exists():
+                shutil.rmtree(built, ignore_errors=True)
+                build_inputs(micro_config(built), phases)
+                (built / ".complete").touch()
+        shutil.copytree(built, own, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
     return micro_config(own), own
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> dict:
+    """One closed local Ray cluster per test worker for the stages the tests start through DVC
+    or the command line: the environment that joins it ($RAY_ADDRESS and its token). Each
+    head costs ~12 s of CPU to start and keeps its daemons busy while it lives, so the modules
+    share it; a test that needs a cluster of its own (nodes that reach an object store, two
+    nodes, the cluster's own checks) starts one."""
+    from tasks.ray_head import local_ray_cluster
+
+    saved = os.environ.get("MMBERT_RAY_TMP")
+    os.environ["MMBERT_RAY_TMP"] = f"/tmp/mmbert-ray-tests-{os.getpid()}"  # this worker's own folder
+    with local_ray_cluster() as head:
+        address = head.address  # up (started once more if it failed) while the folder is set
+        if saved is None:
+            del os.environ["MMBERT_RAY_TMP"]
+        else:
+            os.environ["MMBERT_RAY_TMP"] = saved
+        yield {"RAY_ADDRESS": address, **head.auth}
+
+
+# The order test files are handed to xdist workers (make test passes --no-loadscope-reorder):
+# the end-to-end pipeline's build first, beside the other long modules, so that no worker is
+# left with a long file at the end; the modules that re-run parts of the built pipeline last,
+# when it is surely built (a worker that needs it earlier waits for it).
+FIRST = ["test_e2e.py", "test_resilience.py", "test_staleness.py", "test_external_training.py", "test_ray_cluster.py",
+         "test_mds_data.py", "test_suites.py", "test_hub_sources.py", "test_gpu_check.py", "test_unpadded.py"]
+LAST = ["test_e2e_suites.py", "test_e2e_reruns.py"]
+
+
+def _file_rank(item: pytest.Item) -> int:
+    name = item.path.name
+    if name in FIRST:
+        return FIRST.index(name)
+    return len(FIRST) + 1 + LAST.index(name) if name in LAST else len(FIRST)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_file_rank)  # stable: tests keep their order within a file

@@ -51,6 +51,16 @@ def _set_runtime(repo: Path, **values) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def _shorter_pretraining(repo: Path) -> None:
+    """80k tokens of pre-training (the micro preset's 150k beat the unigram entropy, which no
+    test here needs) with a checkpoint every 50 steps: 178 steps, the first checkpoint well
+    before the end so that the driver is killed mid-run."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["phases"]["pretrain"]["data"]["tokens"] = 80_000
+    params["runtime"]["checkpoint_every"] = 50
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def _newest_step(storage: str) -> int | None:
     from mmbert.storage import open_store
 
@@ -87,19 +97,17 @@ def _same_weights(repo: Path, straight: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, ray_head):
     """A micro repo whose pre-training mix is built (DVC-recorded), the straight run of its
-    pre-training, and the local closed Ray cluster the single-node tests share."""
-    from tasks.ray_head import local_ray_cluster
-
+    pre-training, and the environment that joins the tests' local closed Ray cluster."""
     root = tmp_path_factory.mktemp("resilience")
     repo = copy_repo(root / "built", "micro")
-    with local_ray_cluster() as head:
-        env = stage_env(MMBERT_RAY_TMP=f"/tmp/mmbert-ray-res-{os.getpid()}", RAY_ADDRESS=head.address, **head.auth)
-        dvc_repro(repo, env, "mix@pretrain")
-        straight = Path(shutil.copytree(repo, root / "straight", symlinks=True))
-        dvc_repro(straight, env, "--single-item", "train@pretrain")
-        yield {"repo": repo, "straight": straight, "env": env, "root": root}
+    _shorter_pretraining(repo)
+    env = stage_env(MMBERT_RAY_TMP=f"/tmp/mmbert-ray-res-{os.getpid()}", **ray_head)
+    dvc_repro(repo, env, "mix@pretrain")
+    straight = Path(shutil.copytree(repo, root / "straight", symlinks=True))
+    dvc_repro(straight, env, "--single-item", "train@pretrain")
+    return {"repo": repo, "straight": straight, "env": env, "root": root}
 
 
 def _copy(built: dict, name: str) -> Path:
