@@ -54,26 +54,6 @@ def micro(tmp_path_factory, worker_id):
     return micro_config(own), own
 
 
-@pytest.fixture(scope="session")
-def ray_head() -> dict:
-    """One closed local Ray cluster per test worker for the stages the tests start through DVC
-    or the command line: the environment that joins it ($RAY_ADDRESS and its token). Each
-    head costs ~12 s of CPU to start and keeps its daemons busy while it lives, so the modules
-    share it; a test that needs a cluster of its own (nodes that reach an object store, two
-    nodes, the cluster's own checks) starts one."""
-    from tasks.ray_head import local_ray_cluster
-
-    saved = os.environ.get("MMBERT_RAY_TMP")
-    os.environ["MMBERT_RAY_TMP"] = f"/tmp/mmbert-ray-tests-{os.getpid()}"  # this worker's own folder
-    with local_ray_cluster() as head:
-        address = head.address  # up (started once more if it failed) while the folder is set
-        if saved is None:
-            del os.environ["MMBERT_RAY_TMP"]
-        else:
-            os.environ["MMBERT_RAY_TMP"] = saved
-        yield {"RAY_ADDRESS": address, **head.auth}
-
-
 # The order test files are handed to xdist workers (make test passes --no-loadscope-reorder):
 # the end-to-end pipeline's build first, beside the other long modules, so that no worker is
 # left with a long file at the end; the modules that re-run parts of the built pipeline last,

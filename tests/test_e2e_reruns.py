@@ -17,12 +17,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, worker_id, ray_head):
-    """This module's copy of the session's pipeline, a Prefect server for its flow runs, and
-    the tests' Ray cluster for the stages it re-runs."""
+def pipeline(tmp_path_factory, worker_id):
+    """This module's copy of the session's pipeline, and a Prefect server for its flow runs."""
     built = built_pipeline(tmp_path_factory, worker_id)
     root = tmp_path_factory.mktemp("e2e-reruns")
-    with prefect_server(root / "prefect", {**built["env"], **ray_head}) as env:
+    with prefect_server(root / "prefect", built["env"]) as env:
         yield {**built, "repo": pipeline_copy(built, root / "repo"), "env": env, "root": root}
 
 

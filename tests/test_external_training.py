@@ -6,6 +6,7 @@ the checkpoint's fetch stage and the phase, not the phase's mix."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -21,16 +22,17 @@ pytestmark = pytest.mark.slow
 REVISION = "89abcdef0123456789abcdef0123456789abcdef"
 
 
-def test_a_phase_trains_from_each_layout_through_dvc(tmp_path, ray_head):
+def test_a_phase_trains_from_each_layout_through_dvc(tmp_path):
     from safetensors.torch import load_file
 
     from mmbert.config import parse_config
     from mmbert.modeling import build_config, new_model
     from mmbert.tokenizer import load_tokenizer
+    from tasks.ray_head import local_ray_cluster
 
     repo = copy_repo(tmp_path / "repo", "micro")
     cache = tmp_path / "hf-cache"
-    env = stage_env(HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1", **ray_head)
+    env = stage_env(MMBERT_RAY_TMP=f"/tmp/mmbert-ray-ext-{os.getpid()}", HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1")
     dvc_repro(repo, env, "tokenizer")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     cfg = parse_config(params)
@@ -49,16 +51,18 @@ def test_a_phase_trains_from_each_layout_through_dvc(tmp_path, ray_head):
     params["phases"]["decay-all"].update(weight_decay=0.0)
     params["phases"]["decay-all"]["lr"]["peak"] = 1e-12
 
-    for name in ("from-folder", "from-hub", "from-composer"):
-        params["phases"]["decay-all"]["init_from"] = name
-        other = "from-composer" if name != "from-composer" else "from-folder"
-        params["merge"].update(base=name, models=["decay-all", other])  # a merge that fits the new chain
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        subprocess.run([sys.executable, "-m", "mmbert.dvc_yaml"], cwd=repo, check=True, capture_output=True)
-        ran = re.findall(r"Running stage '([^']+)'", dvc_repro(repo, env, "train@decay-all").stdout)
-        assert f"fetch@{name}" in ran and "train@decay-all" in ran, ran
-        assert name == "from-folder" or "mix@decay-all" not in ran  # the mix does not depend on init_from
-        trained = load_file(repo / "outputs" / "train" / "decay-all" / "model" / "model.safetensors")
-        for key, value in source.state_dict().items():
-            if key in trained:
-                assert torch.allclose(trained[key], value, atol=1e-6), (name, key)
+    with local_ray_cluster() as head:
+        env.update({"RAY_ADDRESS": head.address, **head.auth})
+        for name in ("from-folder", "from-hub", "from-composer"):
+            params["phases"]["decay-all"]["init_from"] = name
+            other = "from-composer" if name != "from-composer" else "from-folder"
+            params["merge"].update(base=name, models=["decay-all", other])  # a merge that fits the new chain
+            (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            subprocess.run([sys.executable, "-m", "mmbert.dvc_yaml"], cwd=repo, check=True, capture_output=True)
+            ran = re.findall(r"Running stage '([^']+)'", dvc_repro(repo, env, "train@decay-all").stdout)
+            assert f"fetch@{name}" in ran and "train@decay-all" in ran, ran
+            assert name == "from-folder" or "mix@decay-all" not in ran  # the mix does not depend on init_from
+            trained = load_file(repo / "outputs" / "train" / "decay-all" / "model" / "model.safetensors")
+            for key, value in source.state_dict().items():
+                if key in trained:
+                    assert torch.allclose(trained[key], value, atol=1e-6), (name, key)

@@ -97,17 +97,20 @@ def _same_weights(repo: Path, straight: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, ray_head):
+def built(tmp_path_factory):
     """A micro repo whose pre-training mix is built (DVC-recorded), the straight run of its
-    pre-training, and the environment that joins the tests' local closed Ray cluster."""
+    pre-training, and the local closed Ray cluster the single-node tests share."""
+    from tasks.ray_head import local_ray_cluster
+
     root = tmp_path_factory.mktemp("resilience")
     repo = copy_repo(root / "built", "micro")
     _shorter_pretraining(repo)
-    env = stage_env(MMBERT_RAY_TMP=f"/tmp/mmbert-ray-res-{os.getpid()}", **ray_head)
-    dvc_repro(repo, env, "mix@pretrain")
-    straight = Path(shutil.copytree(repo, root / "straight", symlinks=True))
-    dvc_repro(straight, env, "--single-item", "train@pretrain")
-    return {"repo": repo, "straight": straight, "env": env, "root": root}
+    with local_ray_cluster() as head:
+        env = stage_env(MMBERT_RAY_TMP=f"/tmp/mmbert-ray-res-{os.getpid()}", RAY_ADDRESS=head.address, **head.auth)
+        dvc_repro(repo, env, "mix@pretrain")
+        straight = Path(shutil.copytree(repo, root / "straight", symlinks=True))
+        dvc_repro(straight, env, "--single-item", "train@pretrain")
+        yield {"repo": repo, "straight": straight, "env": env, "root": root}
 
 
 def _copy(built: dict, name: str) -> Path:

@@ -251,13 +251,13 @@ def _evaluate(args: list[str], env_extra: dict | None = None) -> subprocess.Comp
                           text=True, timeout=900)
 
 
-@pytest.mark.slow  # on the tests' Ray cluster
-def test_command_line_on_a_local_xlmr_checkpoint(data_dir, tmp_path, ray_head):
+@pytest.mark.slow  # a local Ray cluster: about 40 s
+def test_command_line_on_a_local_xlmr_checkpoint(data_dir, tmp_path):
     model = xlmr_checkpoint(tmp_path / "xlm-roberta-base", [f"the {a} and the {b} alpha beta gamma"
                                                             for a in NOUNS for b in NOUNS])
     out = tmp_path / "results"
     result = _evaluate(["--model", str(model), "--suite", "xtreme", "--tasks", "pawsx,xquad", "--data-dir",
-                        str(data_dir), "--out", str(out)], ray_head)
+                        str(data_dir), "--out", str(out)])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["models"]["xlm-roberta-base"]) == {"pawsx", "xquad"}
