@@ -41,11 +41,11 @@ $(BROWSER):
 # Every test, the slow end-to-end ones included, on two pytest-xdist workers, a test file at a
 # time (the end-to-end module builds its pipeline once; loadgroup ignores xdist_group under pytest 9).
 test: $(STAMP) $(BROWSER)
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -n 2 --dist loadfile
 
 # The edit-test loop: everything but the end-to-end tests.
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
 
 # Wheels benchmarks/gpu_check.py needs beyond a lent GPU machine's own Python 3.12 (torch,
 # transformers, numpy, pyyaml are there): carried along with the working tree, unpacked by the script.

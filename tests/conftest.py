@@ -52,23 +52,3 @@ def micro(tmp_path_factory, worker_id):
                 (built / ".complete").touch()
         shutil.copytree(built, own, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
     return micro_config(own), own
-
-
-# The order test files are handed to xdist workers (make test passes --no-loadscope-reorder):
-# the end-to-end pipeline's build first, beside the other long modules, so that no worker is
-# left with a long file at the end; the modules that re-run parts of the built pipeline last,
-# when it is surely built (a worker that needs it earlier waits for it).
-FIRST = ["test_e2e.py", "test_resilience.py", "test_staleness.py", "test_external_training.py", "test_ray_cluster.py",
-         "test_mds_data.py", "test_suites.py", "test_hub_sources.py", "test_gpu_check.py", "test_unpadded.py"]
-LAST = ["test_e2e_suites.py", "test_e2e_reruns.py"]
-
-
-def _file_rank(item: pytest.Item) -> int:
-    name = item.path.name
-    if name in FIRST:
-        return FIRST.index(name)
-    return len(FIRST) + 1 + LAST.index(name) if name in LAST else len(FIRST)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_file_rank)  # stable: tests keep their order within a file

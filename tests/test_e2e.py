@@ -1,21 +1,24 @@
 """The whole chain on the micro profile through a real Prefect server, a served deployment,
-DVC and a local Ray cluster (tests/e2e_pipeline.py builds it once per session): the run as the
-server saw it, its outputs, figures and metrics, and DVC's caching (a no-op repro). Re-runs of
-single stages are tests/test_e2e_reruns.py's and tests/test_e2e_suites.py's."""
+DVC and a local Ray cluster; then DVC's caching: a no-op repro and an eval-only re-run."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import time
-from datetime import datetime
+import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
 
-from e2e_pipeline import built_pipeline, pipeline_copy, run
+from helpers import copy_repo
 
 pytestmark = pytest.mark.slow
 SUITE_STAGES = {"eval-glue", "eval-xtreme", "eval-lowres_qa", "eval-mteb"}
@@ -24,21 +27,114 @@ STAGES = {"corpus", "tokenizer", "merge", "eval", "bench", "report"} | SUITE_STA
 }
 
 
+def _micro_repo(dest: Path) -> None:
+    """A copy of the project in a fresh git+DVC repo, switched to the micro preset the way the
+    README says."""
+    copy_repo(dest)
+    switched = subprocess.run([sys.executable, "-m", "mmbert.preset", "micro"], cwd=dest, capture_output=True,
+                              text=True, check=True).stdout
+    assert "preset micro: changed" in switched and "model.hidden_size: 96 -> 32" in switched, switched
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process we started, and its children, by its PID (its own process group)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_for(check, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, worker_id):
-    """The session's pipeline, with this module's own copy of its repo to run DVC in."""
-    built = built_pipeline(tmp_path_factory, worker_id)
-    return {**built, "repo": pipeline_copy(built, tmp_path_factory.mktemp("e2e") / "repo")}
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    repo = root / "repo"
+    repo.mkdir()
+    _micro_repo(repo)
+    api = f"http://127.0.0.1:{_free_port()}/api"
+    env = dict(os.environ, PREFECT_HOME=str(root / "prefect"), PREFECT_API_URL=api,
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", MMBERT_RAY_TMP=f"/tmp/mmbert-ray-e2e-{os.getpid()}")
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    port = api.split(":")[2].split("/")[0]
+    logs = {name: (root / f"{name}.log").open("w") for name in ("server", "serve")}
+    server = subprocess.Popen([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
+                              env=env, stdout=logs["server"], stderr=subprocess.STDOUT, start_new_session=True)
+    serve = None
+    try:
+        _wait_for(lambda: _healthy(api), "Prefect server", 120)
+        serve = subprocess.Popen([sys.executable, "-m", "flows.serve", "--repo", str(repo)], cwd=repo, env=env,
+                                 stdout=logs["serve"], stderr=subprocess.STDOUT, start_new_session=True)
+        _wait_for(lambda: "reproduce-mmbert/full" in _run(["prefect", "deployment", "ls"], repo, env).stdout,
+                  "served deployments", 120)
+        started = time.monotonic()
+        run = _run(["prefect", "deployment", "run", "reproduce-mmbert/full", "--watch"], repo, env, timeout=1800)
+        elapsed = time.monotonic() - started
+        yield {"repo": repo, "env": env, "run": run, "elapsed": elapsed, "root": root}
+    finally:
+        for proc in (serve, server):
+            if proc is not None:
+                _stop(proc)
+        for handle in logs.values():
+            handle.close()
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _flow_run_id(output: str) -> str:
+    match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+    assert match, output
+    return match.group(1)
 
 
 def test_deployment_run_completes(pipeline):
-    assert pipeline["returncode"] == 0, pipeline["stdout"][-4000:] + pipeline["stderr"][-4000:]
-    assert "Completed" in pipeline["stdout"]
+    run = pipeline["run"]
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert "Completed" in run.stdout
     print(f"micro pipeline through the deployment: {pipeline['elapsed']:.0f} s")
 
 
+def _api_post(api: str, path: str, body: dict) -> list[dict]:
+    """Ask the test's Prefect server directly (the in-process client is bound at import)."""
+    request = urllib.request.Request(f"{api}{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 def test_one_task_run_per_stage(pipeline):
-    runs = pipeline["task_runs"]
+    from datetime import datetime
+
+    flow_run_id = _flow_run_id(pipeline["run"].stdout)
+    runs = _api_post(pipeline["env"]["PREFECT_API_URL"], "/task_runs/filter",
+                     {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
     names = sorted(r["name"] for r in runs)
     assert names == sorted(STAGES), names
     assert all(r["state"]["type"] == "COMPLETED" for r in runs)
@@ -51,7 +147,9 @@ def test_one_task_run_per_stage(pipeline):
 def test_the_run_page_shows_the_figures(pipeline):
     """The report stage's figures are image artifacts of the flow run (inline PNGs), and the
     page itself holds the four figures, each drawn from this run's files."""
-    artifacts = pipeline["artifacts"]
+    flow_run_id = _flow_run_id(pipeline["run"].stdout)
+    artifacts = _api_post(pipeline["env"]["PREFECT_API_URL"], "/artifacts/filter",
+                          {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
     images = {a["key"]: a for a in artifacts if a["type"] == "image"}
     assert set(images) == {"fig1-languages", "fig2-decay-languages", "fig3-throughput", "training-curves"}
     assert all(a["data"].startswith("data:image/png;base64,") for a in images.values())
@@ -180,13 +278,13 @@ def test_dvc_reads_the_training_metrics_dvclive_wrote(pipeline):
     """Per-step metrics through DVCLive: `dvc metrics show` has each phase's summary, `dvc plots
     diff` each phase's loss per step, and the rank-0 worker's live log is beside the output."""
     repo, env = pipeline["repo"], pipeline["env"]
-    shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo, env)
+    shown = _run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo, env)
     assert shown.returncode == 0, shown.stderr
     # DVC 3 keys the workspace as ""
     summary = json.loads(shown.stdout)[""]["data"]["outputs/train/decay-all/dvclive/metrics.json"]["data"]
     trained = json.loads((repo / "outputs" / "train" / "decay-all" / "metrics.json").read_text())
     assert summary["heldout_loss"] == trained["heldout_loss"] and summary["steps"] == trained["steps"]
-    plots = run([sys.executable, "-m", "dvc", "plots", "diff", "--json"], repo, env)
+    plots = _run([sys.executable, "-m", "dvc", "plots", "diff", "--json"], repo, env)
     assert plots.returncode == 0, plots.stderr
     assert "outputs/train/pretrain/dvclive/plots/metrics/train/loss.tsv" in plots.stdout
     live = repo / "outputs" / "train" / "pretrain.live" / "plots" / "metrics" / "train" / "loss.tsv"
@@ -196,8 +294,120 @@ def test_dvc_reads_the_training_metrics_dvclive_wrote(pipeline):
 
 def test_second_repro_runs_nothing(pipeline):
     started = time.monotonic()
-    result = run([sys.executable, "-m", "dvc", "repro"], pipeline["repo"], pipeline["env"])
+    result = _run([sys.executable, "-m", "dvc", "repro"], pipeline["repo"], pipeline["env"])
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "Running stage" not in result.stdout, result.stdout
     print(f"no-op dvc repro: {elapsed:.1f} s")
+
+
+def test_reevaluation_gives_identical_metrics(pipeline):
+    repo, env = pipeline["repo"], pipeline["env"]
+    before = (repo / "outputs" / "eval" / "metrics.json").read_bytes()
+    result = _run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "eval"], repo, env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (repo / "outputs" / "eval" / "metrics.json").read_bytes() == before
+
+
+def test_runtime_params_change_nothing(pipeline):
+    repo, env = pipeline["repo"], pipeline["env"]
+    good = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(good)
+    params["runtime"].update(log_every=7, checkpoint_every=3, ray_address="127.0.0.1:1", torch_threads=2)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = _run([sys.executable, "-m", "dvc", "status", "--json"], repo, env)
+    finally:
+        (repo / "params.yaml").write_text(good)
+    assert result.returncode == 0 and json.loads(result.stdout) == {}, result.stdout
+
+
+def test_dvc_exp_run_sets_a_param(pipeline):
+    """DVC's own way to vary a parameter, and an edit by hand, together: the one stage that
+    reads them runs, with both new values (the edit-then-`dvc repro` path of a single stage is
+    test_a_paper_suite_is_its_own_stage's)."""
+    repo, env = pipeline["repo"], pipeline["env"]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["eval"]["langid"]["epochs"] += 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "eval.bitext.max_pairs=30"], repo, env,
+                  timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # the report stage draws from the eval metrics, so it follows
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["eval", "report"]
+    record = json.loads((repo / "outputs" / "eval" / "effective_params.json").read_text())
+    assert record["params"]["eval"]["bitext"]["max_pairs"] == 30
+    assert record["params"]["eval"]["langid"]["epochs"] == params["eval"]["langid"]["epochs"]
+    assert yaml.safe_load((repo / "params.yaml").read_text())["eval"]["bitext"]["max_pairs"] == 30
+
+
+def test_only_eval_flow_parameter(pipeline):
+    """The eval-only deployment's path: the flow with only_eval runs one task, and DVC skips it."""
+    result = _run([sys.executable, "-m", "flows.reproduce", "--repo", str(pipeline["repo"]), "--only-eval"],
+                  pipeline["repo"], pipeline["env"], timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "0 of 5 stages ran" in result.stdout + result.stderr  # the embedded eval and the 4 paper suites
+
+
+def test_bad_params_fail_before_any_stage(pipeline):
+    repo, env = pipeline["repo"], pipeline["env"]
+    good = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(good)
+    params["phases"]["decay-eng"]["init_from"] = None
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = (repo / "outputs" / "corpus" / "stats.json").stat().st_mtime
+    try:
+        result = _run([sys.executable, "-m", "flows.reproduce", "--repo", str(repo)], repo, env, timeout=300)
+    finally:
+        (repo / "params.yaml").write_text(good)
+    assert result.returncode != 0
+    assert "phases.decay-eng.init_from" in result.stdout + result.stderr
+    assert "dvc repro" not in result.stdout + result.stderr
+    assert (repo / "outputs" / "corpus" / "stats.json").stat().st_mtime == before
+
+
+def test_a_paper_suite_is_its_own_stage(pipeline, tmp_path):
+    """GLUE on fixtures inside the pipeline: `dvc repro` runs eval-glue alone, a GLUE setting
+    re-runs it alone, the eval-only flow runs just the suites it is given, and the standalone
+    command scores the pipeline's merged checkpoint."""
+    from mmbert.suites import glue, lowres_qa
+    from suite_fixtures import suite_refs, write_fixtures
+
+    repo, env = pipeline["repo"], pipeline["env"]
+    data = tmp_path / "data"
+    write_fixtures(data, suite_refs(glue) + suite_refs(lowres_qa))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["suites"]["data_dir"] = str(data)
+    params["suites"]["glue"].update(enabled=True, tasks=["sst2", "mnli", "rte"], epochs=1, batch_size=8)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = _run([sys.executable, "-m", "dvc", "repro"], repo, env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # suites.data_dir is shared by the four suites: all re-run, the three still off in a moment;
+    # the report stage draws from their metrics, so it follows
+    assert sorted(re.findall(r"Running stage '([^']+)'", result.stdout)) == sorted(SUITE_STAGES | {"report"})
+    assert not json.loads((repo / "outputs" / "suites" / "xtreme" / "metrics.json").read_text())["enabled"]
+    metrics = json.loads((repo / "outputs" / "suites" / "glue" / "metrics.json").read_text())
+    assert set(metrics["models"]["merged"]) == {"sst2", "mnli", "rte"}
+    assert metrics["protocol"]["rte"]["starts_from"] == "mnli"
+    assert "| SST2 |" in (repo / "outputs" / "suites" / "glue" / "report.md").read_text()
+
+    params["suites"]["glue"]["seeds"] = [0, 1]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = _run([sys.executable, "-m", "dvc", "repro"], repo, env, timeout=900)
+    # the report draws only on the low-resource QA suite, so a GLUE setting leaves it cached
+    assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["eval-glue"]
+    metrics = json.loads((repo / "outputs" / "suites" / "glue" / "metrics.json").read_text())
+    assert metrics["models"]["merged"]["sst2"]["seeds"] == 2
+
+    result = _run([sys.executable, "-m", "flows.reproduce", "--repo", str(repo), "--only-eval", "--suites", "glue"],
+                  repo, env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "0 of 1 stages ran" in result.stdout + result.stderr
+
+    out = tmp_path / "lowres"
+    result = _run([sys.executable, "-m", "mmbert.evaluate", "--model", "outputs/merge/model", "--name", "merged",
+                   "--suite", "lowres_qa", "--data-dir", str(data), "--out", str(out)], repo, env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lowres = json.loads((out / "metrics.json").read_text())["models"]["merged"]
+    assert set(lowres) == {"tiquad", "foqa"}
+    assert "| TiQuAD |" in (out / "report.md").read_text()
