@@ -20,8 +20,8 @@ LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 CONNECT = "import ray; ray.init(address='{address}'); print(ray.get(ray.remote(lambda: 'RAN').remote()))"
 # Ray retries a GCS it cannot reach (or that refuses it) 20 times, about a second each; a client
 # the test expects to be refused, or a head whose GCS already died, needs only a couple of tries.
-GCS_WAIT = "RAY_gcs_server_port_wait_time_s"
-SHORT_GCS_WAIT = {GCS_WAIT: "2"}
+GCS_WAIT, SHORT = "RAY_gcs_server_port_wait_time_s", "2"
+SHORT_GCS_WAIT = {GCS_WAIT: SHORT}
 
 
 def _listening(pids: set[int]) -> list[tuple[str, int, str]]:
@@ -120,15 +120,16 @@ def test_a_head_that_fails_its_start_up_is_started_once_more(monkeypatch, caplog
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    port, real_port, real_start, starts = taken.getsockname()[1], ray_head.free_port, ray_head.RayHead._start, []
+    port, real_port, real_start, starts = taken.getsockname()[1], ray_head.free_port, ray_head.RayHead._start, 0
     first_port = iter([port])
 
     def start(head) -> None:
-        starts.append(head)
+        nonlocal starts
+        starts += 1
         # the first head's GCS dies at once on the taken port: no need to sit through Ray's
         # retries of it; the head started once more waits as long as Ray does by default
-        if len(starts) == 1:
-            monkeypatch.setenv(GCS_WAIT, SHORT_GCS_WAIT[GCS_WAIT])
+        if starts == 1:
+            monkeypatch.setenv(GCS_WAIT, SHORT)
         else:
             monkeypatch.delenv(GCS_WAIT)
         real_start(head)
@@ -142,6 +143,6 @@ def test_a_head_that_fails_its_start_up_is_started_once_more(monkeypatch, caplog
                                  text=True, timeout=180, env={**os.environ, **head.auth})
     finally:
         taken.close()
-    assert address != f"127.0.0.1:{port}" and len(starts) == 2
+    assert address != f"127.0.0.1:{port}" and starts == 2
     assert "failed its start-up" in caplog.text
     assert ran.returncode == 0 and "RAN" in ran.stdout, ran.stderr[-2000:]

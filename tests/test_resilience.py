@@ -44,21 +44,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _edit_params(repo: Path, edit) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    edit(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def _set_runtime(repo: Path, **values) -> None:
     """Runtime settings only: no stage's result depends on them (DVC re-runs nothing)."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["runtime"].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _edit_params(repo, lambda params: params["runtime"].update(values))
 
 
 def _shorter_pretraining(repo: Path) -> None:
     """80k tokens of pre-training (the micro preset's 150k beat the unigram entropy, which no
     test here needs) with a checkpoint every 50 steps: 178 steps, the first checkpoint well
     before the end so that the driver is killed mid-run."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["phases"]["pretrain"]["data"]["tokens"] = 80_000
-    params["runtime"]["checkpoint_every"] = 50
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    def edit(params: dict) -> None:
+        params["phases"]["pretrain"]["data"]["tokens"] = 80_000
+        params["runtime"]["checkpoint_every"] = 50
+
+    _edit_params(repo, edit)
 
 
 def _newest_step(storage: str) -> int | None:

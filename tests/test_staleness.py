@@ -155,7 +155,7 @@ SHARDS = 4  # one `dvc status` per params key, ~1 s each: the keys in shards tha
 @pytest.fixture()
 def params_parsed_once_per_content(monkeypatch):
     """DVC parses params.yaml once for every stage that reads it (20 parses of the same bytes
-    per `status`, ~60 % of its time here); give each stage the one parse of those bytes. A
+    per `status`, ~40 % of its time here); give each stage the one parse of those bytes. A
     copy each time, so no stage sees another's changes; new bytes are parsed anew."""
     import copy
 
