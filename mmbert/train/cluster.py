@@ -33,9 +33,13 @@ def ray_environment() -> None:
 
 
 def closed_cluster_environment() -> dict[str, str]:
-    """The environment a closed cluster's head and its clients share (a new token each time)."""
+    """The environment a closed cluster's head and its clients share (a new token each time).
+
+    Ray Train's preemption watcher (an actor per run, ~2 s of CPU to start) waits for a
+    node's drain notice from an autoscaler or a cloud's spot reclaim; a cluster the pipeline
+    starts on this machine has neither, so it stays off there (a cluster the user names keeps it)."""
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_urlsafe(32),
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
 def start_local(log_to_driver: bool) -> str:
