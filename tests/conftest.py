@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from pathlib import Path
 
 # Two xdist workers share two cores, and each starts stages, Ray workers and suites of its own:
@@ -14,6 +15,19 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_ray_cluster_outlives_its_module():
+    """A stage run in the test process (the micro inputs' mixes, the Ray Data tests) starts a
+    local cluster there and keeps it for the next one (mmbert.train.cluster.ensure_connected).
+    Idle, such a cluster still costs ~7 s of CPU a minute (dashboard, log monitor, agents, Ray
+    Data's stats actors): left running, the two workers' clusters took ~200 s of the suite's
+    CPU. So it goes with the module that used it; the next module that needs one starts its own."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,9 @@ def test_the_flows_cluster_is_closed(tmp_path):
 
 
 def test_a_stages_private_cluster_is_closed():
-    """`python -m mmbert.train` with no cluster to join starts one in-process, closed too."""
+    """`python -m mmbert.train` with no cluster to join starts one in-process, closed too. A
+    second one started in the same process once the first is shut down (tests run stages in
+    their own process) gets a token of its own and starts: Ray keeps the first token it read."""
     script = textwrap.dedent("""
         import os, sys, time, psutil
         from mmbert.train.cluster import start_local
@@ -93,6 +95,10 @@ def test_a_stages_private_cluster_is_closed():
             if c.status == psutil.CONN_LISTEN and c.pid in pids:
                 print("LISTEN", c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name())
         print("ADDRESS", address, os.environ["RAY_AUTH_MODE"])
+        first = os.environ["RAY_AUTH_TOKEN"]
+        ray.shutdown()
+        start_local(log_to_driver=False)
+        print("SECOND", ray.get(ray.remote(lambda: 2).remote()), os.environ["RAY_AUTH_TOKEN"] != first)
         ray.shutdown()
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
@@ -105,6 +111,7 @@ def test_a_stages_private_cluster_is_closed():
     assert any(name == "gcs_server" for *_, name in listeners), lines
     assert all(ip in LOOPBACK for ip, *_ in listeners), listeners
     assert any(line.startswith("ADDRESS 127.0.0.1:") and line.endswith("token") for line in lines), lines
+    assert "SECOND 2 True" in lines, lines
     time.sleep(1)
 
 

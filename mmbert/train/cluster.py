@@ -48,6 +48,12 @@ def start_local(log_to_driver: bool) -> str:
     os.environ.update(closed_cluster_environment())
     ray_environment()
     import ray
+    from ray._raylet import AuthenticationTokenLoader
+
+    # Ray keeps the first token it read for the life of the process: a second cluster started
+    # here (after ray.shutdown) would get the new token while this client sent the old one, and
+    # its start fails as "Failed to start GCS" (InvalidAuthToken).
+    AuthenticationTokenLoader.instance().reset_cache()
 
     temp_dir = os.environ.get("MMBERT_RAY_TMP", DEFAULT_TEMP_DIR)
     Path(temp_dir).mkdir(parents=True, exist_ok=True)
