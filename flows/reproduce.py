@@ -30,6 +30,15 @@ def _needs_ray(waves: list[list[str]], cfg: PipelineConfig) -> bool:
                for wave in waves for stage in wave)
 
 
+def _all_up_to_date(repo: Path, waves: list[list[str]]) -> bool:
+    """Whether DVC finds every stage of the run up to date (each runs as a single item), so
+    that a cached re-run (an eval-only run after a finished pipeline) starts no cluster."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        return not dvc.status(targets=[stage for wave in waves for stage in wave])
+
+
 def publish_plan(cfg: PipelineConfig) -> None:
     """The run's cost plan (mmbert.plan, 8 x H100 at the assumed MFU), the flow's first artifact."""
     from prefect.artifacts import create_markdown_artifact
@@ -68,11 +77,14 @@ def reproduce_mmbert(repo_dir: str = ".", only_eval: bool = False, force_eval: b
     stage_task = run_dvc_stage.with_options(retries=cfg.runtime.stage_retries,
                                             retry_delay_seconds=cfg.runtime.retry_delay_seconds)
     outcome: dict[str, str] = {}
-    cluster = nullcontext() if ray_address or not _needs_ray(waves, cfg) else local_ray_cluster()
-    with cluster as head:
+    start_cluster = not ray_address and _needs_ray(waves, cfg)
+    if start_cluster and not force_eval and _all_up_to_date(repo, waves):
+        logger.info("DVC finds all %d stages up to date: no Ray cluster is started", sum(map(len, waves)))
+        start_cluster = False
+    with local_ray_cluster() if start_cluster else nullcontext() as head:
         for wave in waves:
             address = None
-            if _needs_ray([wave], cfg):
+            if _needs_ray([wave], cfg) and (ray_address or head):
                 address = ray_address or head.address
                 logger.info("stages join the Ray cluster at %s", address)
             futures = [stage_task.submit(stage, str(repo), cfg.output_dir, address,
