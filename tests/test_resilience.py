@@ -102,9 +102,11 @@ def _same_weights(repo: Path, straight: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, s3):
     """A micro repo whose pre-training mix is built (DVC-recorded), the straight run of its
-    pre-training, and the local closed Ray cluster the single-node tests share."""
+    pre-training, and the local closed Ray cluster the single-node tests share. The cluster
+    starts once the object store is up, with its address in the environment, so that its nodes
+    reach the store as a real cluster's do (an instance profile, the environment)."""
     from tasks.ray_head import local_ray_cluster
 
     root = tmp_path_factory.mktemp("resilience")
@@ -185,17 +187,13 @@ def test_a_killed_stage_resumes_from_the_object_store_and_dvc_moves_the_run(buil
     state, cache = f"s3://{BUCKET}/state", built["root"] / "shard-cache"
     _set_runtime(killed, storage=state, mix_remote=f"s3://{BUCKET}/mix", data_cache=str(cache))
     _upload(killed / "outputs" / "mix" / "pretrain", f"s3://{BUCKET}/mix/pretrain")
-    # a cluster whose nodes reach the store, as a real one's do (an instance profile, the environment)
-    from tasks.ray_head import local_ray_cluster
-
-    with local_ray_cluster() as head:
-        env = dict(built["env"], RAY_ADDRESS=head.address, **head.auth, **s3)
-        proc = _start_train(killed, env)
-        _wait_for_checkpoint(state, proc)
-        kill_stage_driver(proc)
-        at = _newest_step(state)
-        time.sleep(3)
-        resumed = dvc_repro(killed, env, "--single-item", "train@pretrain")
+    env = dict(built["env"], **s3)  # built's cluster, started with the store's address
+    proc = _start_train(killed, env)
+    _wait_for_checkpoint(state, proc)
+    kill_stage_driver(proc)
+    at = _newest_step(state)
+    time.sleep(3)
+    resumed = dvc_repro(killed, env, "--single-item", "train@pretrain")
     assert f"continuing from step {at}" in resumed.stdout + resumed.stderr
     assert list(cache.rglob("*.mds*")), "no shard came from the store"
     _same_weights(killed, built["straight"])
